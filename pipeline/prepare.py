@@ -1,0 +1,140 @@
+"""Orchestration of the preparation job: two Ray Data passes around the driver's split decisions."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import PrepareConfig, config_to_dict
+from pipeline.data import CODES, FormatRecords, SplitPlan, parse_lines, StampSplit, clean_output, file_labels
+from pipeline.formatting import SYSTEM_PROMPT, resolve_system_role
+from pipeline.manifest import build_manifest, write_json, write_rejects
+from pipeline.reader import JsonLinesSource
+from pipeline.splitting import UnionFind, assign_splits
+
+log = logging.getLogger(__name__)
+
+KEY_COLUMNS = ["id", "item_id", "file", "line", "detail", "version", "status", "reason", "source", "format", "compliance_topic",
+               "final_verdict", "severity", "num_tokens", "prompt_tokens", "truncated", "rid", "exact_key",
+               "near_key", "content_key"]
+
+
+@dataclass
+class PrepareResult:
+    output_dir: str
+    manifest: dict
+
+
+def plan_splits(keys: pd.DataFrame, cfg: PrepareConfig) -> tuple[SplitPlan, pd.DataFrame]:
+    """Decide duplicates, pair groups and splits from the key table (one row per record).
+
+    Returns the broadcastable plan and the key table with `split` (and duplicate reasons) filled in.
+    Raises RuntimeError on a 64-bit id hash collision (ids must be unique).
+    """
+    keys = keys.sort_values(["file", "item_id", "version"], kind="stable").reset_index(drop=True)
+    if keys["rid"].duplicated().any():
+        clash = keys.loc[keys["rid"].duplicated(keep=False), "id"].tolist()[:5]
+        raise RuntimeError(f"record ids are not unique (same file read twice?): {clash}")
+    keys["split"] = "rejected"
+    keys["duplicate_of"] = ""
+    ok = keys["status"] == "accepted"
+    acc = keys[ok].copy()
+    items, item_idx = np.unique(acc["item_id"].to_numpy(), return_inverse=True)
+    acc["item_idx"] = item_idx
+    uf = UnionFind(len(items))
+    if cfg.data.dedup != "off":
+        dedup_key = "near_key" if cfg.data.dedup == "near" else "exact_key"
+        first = acc.groupby(dedup_key, sort=False).cumcount() > 0
+        first_row = acc.groupby(dedup_key, sort=False)["id"].transform("first")
+        first_exact = acc.groupby(dedup_key, sort=False)["exact_key"].transform("first")
+        first_item = acc.groupby(dedup_key, sort=False)["item_idx"].transform("first")
+        for a, b in zip(acc.loc[first, "item_idx"], first_item[first]):
+            uf.union(int(a), int(b))  # the duplicate's pair partner stays with the original's pair
+        dup_reason = np.where(acc["exact_key"] == first_exact, "duplicate_exact", "duplicate_near")
+        acc.loc[first, "split"] = dup_reason[first.to_numpy()]
+        acc.loc[first, "duplicate_of"] = first_row[first]
+    keep = ~acc["split"].str.startswith("duplicate")
+    acc["group"] = [uf.find(int(i)) for i in acc["item_idx"]]
+    kept = acc[keep]
+    # A group's stable content key (smallest near_key) and stratum (its violation topic, or None).
+    group_key = kept.groupby("group")["near_key"].min().astype(str)
+    topics = kept[kept["final_verdict"] == "NON_COMPLIANT"].groupby("group")["compliance_topic"].min()
+    strata = topics.reindex(group_key.index).fillna("None")
+    mapping = assign_splits(group_key.tolist(), strata.tolist(), cfg.data.validation_fraction,
+                            cfg.data.test_fraction, cfg.data.seed)
+    by_group = {g: mapping[k] for g, k in group_key.items()}
+    acc.loc[keep, "split"] = kept["group"].map(by_group)
+    keys.loc[ok, "split"] = acc["split"].to_numpy()
+    keys.loc[ok, "duplicate_of"] = acc["duplicate_of"].to_numpy()
+    order = np.argsort(keys["rid"].to_numpy())
+    plan = SplitPlan(
+        rids=keys["rid"].to_numpy()[order],
+        codes=np.array([CODES.index(s) for s in keys["split"].to_numpy()[order]], dtype=np.int8),
+        duplicate_of={int(r): d for r, d in zip(keys["rid"], keys["duplicate_of"]) if d},
+    )
+    dup = keys["split"].str.startswith("duplicate")
+    keys.loc[dup, "reason"] = keys.loc[dup, "split"]
+    keys.loc[dup, "status"] = "rejected"
+    keys.loc[dup, "detail"] = "duplicate of " + keys.loc[dup, "duplicate_of"]
+    keys.loc[dup, "split"] = "rejected"
+    return plan, keys
+
+
+def check_inputs(paths: list[str]) -> None:
+    """Fail fast, naming every local input that matches nothing (cloud URIs are checked by Ray's listing)."""
+    missing = [p for p in paths if "://" not in p and not (glob.glob(p) if glob.has_magic(p) else os.path.exists(p))]
+    if missing:
+        raise FileNotFoundError(f"data.paths: nothing found at {', '.join(missing)} "
+                                "(files, folders, globs, .gz and cloud URIs are accepted)")
+
+
+def run_prepare(cfg: PrepareConfig) -> PrepareResult:
+    """Run both passes; write ``<output_dir>/split={train,validation,test,rejected}/`` Parquet (Hive
+    partitions, which Ray Data, pyarrow, datasets and Spark read natively), ``rejects.jsonl`` and
+    ``manifest.json``. Raises ValueError for inputs that match no file."""
+    import ray
+    import ray.data
+
+    from pipeline.models import load_tokenizer, resolve_model_path
+
+    t0 = time.time()
+    out = cfg.data.output_dir.rstrip("/")
+    check_inputs(cfg.data.paths)
+    source = JsonLinesSource(cfg.data.paths, max_line_bytes=cfg.data.max_line_bytes)
+    paths = source._paths()  # the expanded file list (globs, folders) exactly as Ray will read it
+    labels = file_labels(paths)
+    model_path = resolve_model_path(cfg.model.name_or_path)  # converts the embedded model once, here
+    tokenizer = load_tokenizer(model_path, cfg.model.revision, cfg.model.trust_remote_code)
+    system_role = resolve_system_role(tokenizer, cfg.format.system_prompt or SYSTEM_PROMPT, cfg.format.system_role)
+    clean_output(out)
+    workers = cfg.data.format_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    pool = ray.data.ActorPoolStrategy(min_size=1, max_size=workers)
+    staging = f"{out}/_staging"
+    (ray.data.read_datasource(source)
+        .map_batches(parse_lines, fn_kwargs={"labels": labels}, batch_format="pyarrow", batch_size=None)
+        .map_batches(FormatRecords, fn_constructor_kwargs=dict(
+            model_path=model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
+            system_prompt=cfg.format.system_prompt, system_role=system_role, max_seq_len=cfg.data.max_seq_len,
+            overlong=cfg.data.overlong), batch_format="pyarrow", batch_size=256, compute=pool)
+        .write_parquet(staging))
+    keys = ray.data.read_parquet(staging, columns=KEY_COLUMNS).to_pandas()
+    plan, keys = plan_splits(keys, cfg)
+    (ray.data.read_parquet(staging)
+        .map_batches(StampSplit, fn_constructor_kwargs={"plan_ref": ray.put(plan)}, batch_format="pyarrow",
+                     batch_size=None, compute=pool)
+        .write_parquet(out, partition_cols=["split"]))
+    clean_output(out, staging_only=True)
+    write_rejects(keys, f"{out}/rejects.jsonl")
+    manifest = build_manifest(keys, cfg, paths, labels, tokenizer, system_role, time.time() - t0)
+    manifest["config"] = config_to_dict(cfg)
+    manifest["outputs"] = {s: f"{out}/split={s}" for s in ("train", "validation", "test", "rejected")}
+    manifest["outputs"]["rejects"] = f"{out}/rejects.jsonl"
+    write_json(f"{out}/manifest.json", manifest)
+    return PrepareResult(out, manifest)

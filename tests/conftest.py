@@ -1,0 +1,95 @@
+"""Shared fixtures: one real local Ray head (`ray start --head`) per session, a tiny random Mistral
+with the real v3 tokenizer, and builders for input records."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RAY_PORT = int(os.environ.get("COMPLYRAY_TEST_RAY_PORT", "6390"))
+DASHBOARD_PORT = int(os.environ.get("COMPLYRAY_TEST_DASHBOARD_PORT", "8275"))
+RAY_BIN = str(Path(sys.executable).parent / "ray")
+# `ray start --head` enforces token auth on local clusters since Ray 2.59; clients must say so too.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A real `ray start --head` for the session; yields (gcs address, dashboard URL). Stops it at the end."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=env)
+    token = subprocess.run([RAY_BIN, "get-auth-token", "--generate"], capture_output=True, text=True, env=env)
+    assert token.returncode == 0, token.stderr
+    started = subprocess.run(
+        [RAY_BIN, "start", "--head", f"--port={RAY_PORT}", f"--dashboard-port={DASHBOARD_PORT}",
+         "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield f"127.0.0.1:{RAY_PORT}", f"http://127.0.0.1:{DASHBOARD_PORT}"
+    import ray
+
+    ray.shutdown()
+    subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_head):
+    """This process connected to the session's head (Ray Data runs on it)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=ray_head[0], log_to_driver=False)
+    yield ray_head
+    
+
+@pytest.fixture(scope="session")
+def tiny_mistral(tmp_path_factory) -> Path:
+    """A 2-layer random MistralForCausalLM with the real Mistral v3 tokenizer, saved like a hub checkpoint."""
+    from pipeline.models import save_random_mistral
+
+    return save_random_mistral(tmp_path_factory.mktemp("models") / "tiny-mistral", "tiny")
+
+
+def version(scenario: str, verdict: str, evidence: list[str], topic: str = "Guarantees Against Loss",
+            rule: str = "FINRA Rule 2150(b)", severity: str = "HIGH") -> dict:
+    compliant = verdict == "COMPLIANT"
+    return {
+        "scenario": scenario, "final_verdict": verdict, "executive_summary": "Summary sentence.",
+        "rule_violated": "None" if compliant else rule, "compliance_topic": "None" if compliant else topic,
+        "severity": "NONE" if compliant else severity, "evidence_list": evidence,
+        "reasoning_trace": "The advisor's statement was checked against the rule.",
+    }
+
+
+def item(i: int, topic: str = "Guarantees Against Loss", fmt: str = "chat", source: str = "FINRA") -> dict:
+    """A valid compliant / non-compliant pair, unique per `i`."""
+    bad = f"I guarantee you will not lose a cent on the Harbor {i} fund."
+    good = f"Returns on the Harbor {i} fund are not guaranteed and you could lose money."
+    opener = f"Client (account {i:05d}): Is the Harbor {i} fund safe for my savings?"
+    return {
+        "id": f"t{i}", "source": source, "chunk_analysis": {"format_identified": fmt},
+        "compliant_version": version(f"{opener}\nAdvisor: {good}", "COMPLIANT", [good]),
+        "non_compliant_version": version(f"{opener}\nAdvisor: {bad}", "NON_COMPLIANT", [bad], topic=topic),
+    }
+
+
+def write_jsonl(path: Path, items: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for it in items:
+            f.write((it if isinstance(it, str) else json.dumps(it)) + "\n")
+    return path
+
+
+@pytest.fixture
+def clean_dir(tmp_path):
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
