@@ -169,3 +169,13 @@ def pd_concat(out):
 def test_missing_input_is_a_clear_error(tiny_mistral, ray_session, tmp_path):
     with pytest.raises(Exception, match="data.paths: nothing found at .*nowhere"):
         prepare(tmp_path / "nowhere", tmp_path / "o", tiny_mistral)
+
+
+def test_bundled_sample_passes_validation_end_to_end(tiny_mistral, ray_session, tmp_path):
+    """The generator's output (the bundled sample) is accepted whole by the real job."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample"
+    manifest = prepare(sample, tmp_path, tiny_mistral, "data.max_seq_len=4096")
+    assert manifest["counts"]["rejected"] == 0 and manifest["counts"]["accepted"] == 720
+    assert len(manifest["splits"]["test"]["topic"]) >= 15
