@@ -10,6 +10,7 @@ once): (1) the plan's single-process loop, (2) that loop plus tokenisation (the 
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -31,11 +32,19 @@ def tree_pss(root: psutil.Process) -> int:
     return total
 
 
-def measure(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Run `cmd`; return (seconds, peak PSS of its process tree in bytes, tail of its output)."""
+def measure(cmd: list[str], env: dict | None = None, limit_gib: float | None = None) -> tuple[float, int, str]:
+    """Run `cmd`; return (seconds, peak PSS of its process tree in bytes, its output).
+
+    `limit_gib` caps the address space so a run that would exhaust the machine fails by itself.
+    Raises RuntimeError when the command fails.
+    """
+    def cap():
+        if limit_gib:
+            resource.setrlimit(resource.RLIMIT_AS, (int(limit_gib * 2**30),) * 2)
+
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=cap)
     peak = 0
     done = threading.Event()
 
@@ -47,7 +56,7 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
                 peak = max(peak, tree_pss(ps))
             except psutil.NoSuchProcess:
                 break
-            done.wait(1.0)
+            done.wait(3.0)  # reading smaps costs CPU on a 2-core machine: sample sparingly
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -60,18 +69,19 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
 
 
 def make_input(folder: Path, records: int, shards: int = 8) -> None:
-    if (folder / "DONE").exists():
+    marker = folder.with_suffix(".done")
+    if marker.exists():
         return
     folder.mkdir(parents=True, exist_ok=True)
     pairs = records // 2
     per = -(-pairs // shards)
     code = ("import sys; from pipeline.synth import write_jsonl; "
-            "k, per, n = map(int, sys.argv[1:]); write_jsonl(f'{sys.argv[4]}/part{k:02d}.jsonl', min(per, n - k*per), "
+            "k, per, n = map(int, sys.argv[1:4]); write_jsonl(f'{sys.argv[4]}/part{k:02d}.jsonl', min(per, n - k*per), "
             "seed=11, start=k*per)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(k), str(per), str(pairs), str(folder)], cwd=ROOT)
              for k in range(shards) if k * per < pairs]
     assert all(p.wait() == 0 for p in procs)
-    (folder / "DONE").touch()
+    marker.touch()
 
 
 def main() -> None:
@@ -80,6 +90,8 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=100_000, help="a second, smaller size to show memory growth")
     ap.add_argument("--workdir", default="/tmp/complyray-bench-prepare")
     ap.add_argument("--skip-plain", action="store_true")
+    ap.add_argument("--plain-limit-gib", type=float, default=20.0,
+                    help="address-space cap for the single-process baselines (they hold everything in memory)")
     args = ap.parse_args()
     from pipeline.models import ensure_embedded_model
 
@@ -98,7 +110,13 @@ def main() -> None:
         runs.append(("complyray Ray Data job", [sys.executable, "-m", "jobs.prepare", f"data.paths=[{data}]",
                                                 f"data.output_dir={work / f'ray-{n}'}", "data.max_seq_len=4096"]))
         for name, cmd in runs:
-            seconds, peak, _ = measure(cmd, {"TOKENIZERS_PARALLELISM": "true"})
+            limit = None if cmd[1] == "-m" else args.plain_limit_gib
+            try:
+                seconds, peak, _ = measure(cmd, {"TOKENIZERS_PARALLELISM": "true"}, limit)
+            except RuntimeError as e:
+                print(f"{n:>9,} records  {name:<30} FAILED under a {limit} GiB address-space cap: "
+                      f"{str(e).strip().splitlines()[-1][:120]}", flush=True)
+                continue
             rows.append((n, name, seconds, n / seconds, peak / 2**30))
             print(f"{n:>9,} records  {name:<30} {seconds:8.1f} s  {n / seconds:9,.0f} records/s  "
                   f"peak {peak / 2**30:6.2f} GiB", flush=True)

@@ -19,9 +19,11 @@ from pipeline.config import PrepareConfig
 def run(cfg: PrepareConfig) -> None:
     from pipeline.manifest import format_summary
     from pipeline.prepare import run_prepare
-    from pipeline.runtime import init_ray
+    from pipeline.runtime import bound_data_memory, init_ray
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
+    if cfg.ray.data_memory_gb:
+        bound_data_memory(int(cfg.ray.data_memory_gb * 2**30))
     result = run_prepare(cfg)
     print(format_summary(result.manifest))
     print(f"manifest: {result.output_dir}/manifest.json")

@@ -10,6 +10,7 @@ Peak memory is bounded by block sizes, not by input size, apart from that key ta
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -64,19 +65,35 @@ def parse_lines(batch: pa.Table, labels: dict[str, str]) -> pa.Table:
     return pa.Table.from_pylist(out, schema=RECORD_SCHEMA)
 
 
-class FormatRecords:
-    """Ray Data actor: chat-format and tokenise accepted records, enforce the token budget."""
+@functools.lru_cache(maxsize=4)
+def _formatter(model_path: str, revision: str | None, trust_remote_code: bool, system_prompt: str | None,
+               system_role: str) -> ChatFormatter:
+    """One tokenizer per Ray worker process, loaded on first use and reused by every later task.
 
-    def __init__(self, model_path: str, revision: str | None, trust_remote_code: bool, system_prompt: str | None,
-                 system_role: str, max_seq_len: int, overlong: str):
-        from pipeline.models import load_tokenizer
+    Tasks (not an actor pool) let Ray fuse read -> parse -> format into one task per file, so on a
+    small machine the tokenizer never waits for a CPU held by a reader.
+    """
+    from pipeline.models import load_tokenizer
 
-        self.formatter = ChatFormatter(load_tokenizer(model_path, revision, trust_remote_code), system_prompt,
-                                       system_role)
+    return ChatFormatter(load_tokenizer(model_path, revision, trust_remote_code), system_prompt, system_role)
+
+
+def format_records(batch: pa.Table, model_path: str, revision: str | None, trust_remote_code: bool,
+                   system_prompt: str | None, system_role: str, max_seq_len: int, overlong: str) -> pa.Table:
+    """Ray Data batch fn: chat-format and tokenise accepted records, enforce the token budget."""
+    formatter = _formatter(model_path, revision, trust_remote_code, system_prompt, system_role)
+    return Budget(formatter, max_seq_len, overlong).apply(batch)
+
+
+class Budget:
+    """Formats a batch and applies the over-length policy (reject, or truncate keeping evidence)."""
+
+    def __init__(self, formatter: ChatFormatter, max_seq_len: int, overlong: str):
+        self.formatter = formatter
         self.max_seq_len = max_seq_len
         self.overlong = overlong
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def apply(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         todo = [r for r in rows if r["status"] == "accepted"]
         answers = [answer_json(r) for r in todo]
@@ -141,32 +158,39 @@ class SplitPlan:
 CODES = ("train", "validation", "test", "rejected", "duplicate_exact", "duplicate_near")
 
 
-class StampSplit:
-    """Ray Data batch fn: add the `split` column; duplicates become rejects with their reason."""
+_PLANS: dict[str, SplitPlan] = {}
 
-    def __init__(self, plan_ref):
-        import ray
 
-        self.plan: SplitPlan = ray.get(plan_ref) if isinstance(plan_ref, ray.ObjectRef) else plan_ref
+def stamp_split(batch: pa.Table, plan_ref) -> pa.Table:
+    """Ray Data batch fn: add the `split` column; duplicates become rejects with their reason.
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rids = batch.column("rid").to_numpy()
-        pos = np.searchsorted(self.plan.rids, rids)
-        codes = self.plan.codes[np.minimum(pos, len(self.plan.codes) - 1)]
-        status = batch.column("status").to_pylist()
-        reason = batch.column("reason").to_pylist()
-        detail = batch.column("detail").to_pylist()
-        split = []
-        for i, code in enumerate(codes):
-            name = CODES[code] if status[i] == "accepted" else "rejected"
-            if name.startswith("duplicate"):
-                status[i], reason[i] = "rejected", name
-                detail[i] = f"duplicate of {self.plan.duplicate_of.get(int(rids[i]), '?')}"
-                name = "rejected"
-            split.append(name)
-        for col, values in (("status", status), ("reason", reason), ("detail", detail)):
-            batch = batch.set_column(batch.schema.get_field_index(col), col, pa.array(values, pa.string()))
-        return batch.append_column("split", pa.array(split, pa.string()))
+    `plan_ref` is an ObjectRef of the SplitPlan, fetched once per worker process.
+    """
+    import ray
+
+    key = plan_ref.hex()
+    if key not in _PLANS:
+        _PLANS.clear()
+        _PLANS[key] = ray.get(plan_ref)
+    plan = _PLANS[key]
+    rids = batch.column("rid").to_numpy()
+    pos = np.minimum(np.searchsorted(plan.rids, rids), len(plan.rids) - 1)
+    assert (plan.rids[pos] == rids).all(), "a staged record is missing from the split plan"
+    codes = plan.codes[pos]
+    status = batch.column("status").to_pylist()
+    reason = batch.column("reason").to_pylist()
+    detail = batch.column("detail").to_pylist()
+    split = []
+    for i, code in enumerate(codes):
+        name = CODES[code] if status[i] == "accepted" else "rejected"
+        if name.startswith("duplicate"):
+            status[i], reason[i] = "rejected", name
+            detail[i] = f"duplicate of {plan.duplicate_of.get(int(rids[i]), '?')}"
+            name = "rejected"
+        split.append(name)
+    for col, values in (("status", status), ("reason", reason), ("detail", detail)):
+        batch = batch.set_column(batch.schema.get_field_index(col), col, pa.array(values, pa.string()))
+    return batch.append_column("split", pa.array(split, pa.string()))
 
 
 def file_labels(paths: list[str]) -> dict[str, str]:

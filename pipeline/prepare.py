@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import PrepareConfig, config_to_dict
-from pipeline.data import CODES, FormatRecords, SplitPlan, parse_lines, StampSplit, clean_output, file_labels
+from pipeline.data import CODES, SplitPlan, clean_output, file_labels, format_records, parse_lines, stamp_split
 from pipeline.formatting import SYSTEM_PROMPT, resolve_system_role
 from pipeline.manifest import build_manifest, write_json, write_rejects
 from pipeline.reader import JsonLinesSource
@@ -114,21 +114,18 @@ def run_prepare(cfg: PrepareConfig) -> PrepareResult:
     tokenizer = load_tokenizer(model_path, cfg.model.revision, cfg.model.trust_remote_code)
     system_role = resolve_system_role(tokenizer, cfg.format.system_prompt or SYSTEM_PROMPT, cfg.format.system_role)
     clean_output(out)
-    workers = cfg.data.format_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    pool = ray.data.ActorPoolStrategy(min_size=1, max_size=workers)
     staging = f"{out}/_staging"
     (ray.data.read_datasource(source)
         .map_batches(parse_lines, fn_kwargs={"labels": labels}, batch_format="pyarrow", batch_size=None)
-        .map_batches(FormatRecords, fn_constructor_kwargs=dict(
+        .map_batches(format_records, fn_kwargs=dict(
             model_path=model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
             system_prompt=cfg.format.system_prompt, system_role=system_role, max_seq_len=cfg.data.max_seq_len,
-            overlong=cfg.data.overlong), batch_format="pyarrow", batch_size=256, compute=pool)
+            overlong=cfg.data.overlong), batch_format="pyarrow", batch_size=256)
         .write_parquet(staging))
     keys = ray.data.read_parquet(staging, columns=KEY_COLUMNS).to_pandas()
     plan, keys = plan_splits(keys, cfg)
     (ray.data.read_parquet(staging)
-        .map_batches(StampSplit, fn_constructor_kwargs={"plan_ref": ray.put(plan)}, batch_format="pyarrow",
-                     batch_size=None, compute=pool)
+        .map_batches(stamp_split, fn_kwargs={"plan_ref": ray.put(plan)}, batch_format="pyarrow", batch_size=None)
         .write_parquet(out, partition_cols=["split"]))
     clean_output(out, staging_only=True)
     write_rejects(keys, f"{out}/rejects.jsonl")

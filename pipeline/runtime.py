@@ -28,6 +28,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     ray.data.DataContext.get_current().enable_progress_bars = True
 
 
+def bound_data_memory(object_store_bytes: int) -> None:
+    """Cap what Ray Data keeps in flight in the object store, so memory does not grow with input size."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
+        object_store_memory=object_store_bytes)
+
+
 def provenance() -> dict:
     """Package version and git commit (when the code runs from a checkout)."""
     info = {"complyray_version": pipeline.__version__}

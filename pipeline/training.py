@@ -1,0 +1,339 @@
+"""Supervised fine-tuning (LoRA, QLoRA or full) with TRL's SFTTrainer inside Ray Train workers.
+
+`run_training` runs on the driver: it checks the data, pins the run's settings in storage, and starts a
+`TorchTrainer` whose workers each call `train_worker`. A worker reads the prepared Parquet, builds
+the model and an `SFTTrainer` (`build_trainer`, also used in-process by bench/bench_train.py) and
+trains; HF's distributed sampler gives every worker a disjoint shard. Every HF checkpoint is reported
+to Ray Train with the latest metrics, so Ray keeps the best ones by eval_loss in
+``<ray.storage_path>/<run_name>`` and, after a worker failure or when the same run name is
+submitted again, hands the latest back through `ray.train.get_checkpoint()`; the trainer then
+resumes from it with optimizer, scheduler, RNG, step and data position restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import TrainConfig, config_to_dict
+from pipeline.models import load_tokenizer, resolve_model_path
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "complyray_run.json"
+# Settings a resumed run must share with the run that wrote its checkpoints; anything else
+# (max_steps, eval cadence, patience, failures, outputs) may change between submissions.
+PINNED = {
+    "model": ["name_or_path", "revision"],
+    "lora": ["r", "alpha", "dropout", "target_modules"],
+    "quantization": ["load_in_4bit", "quant_type", "double_quant", "compute_dtype"],
+    "train": ["learning_rate", "micro_batch_size", "grad_accum", "lr_scheduler", "warmup_ratio", "weight_decay",
+              "optim", "seed", "packing", "sampling", "full_finetune", "precision", "deepspeed"],
+    "data": ["limit"],
+    "ray": ["num_workers"],
+}
+
+
+def resolve_precision(cfg: TrainConfig) -> str:
+    """'bf16' or 'fp32': 'auto' means bf16 on a bf16-capable GPU, fp32 on CPU (where bf16 autocast is slow)."""
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    import torch
+
+    return "bf16" if cfg.ray.use_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def load_model(cfg: TrainConfig, precision: str, device=None):
+    """The base model: 4-bit on `device` for QLoRA, else bf16 (LoRA, or full fine-tuning under
+    DeepSpeed, which keeps fp32 master weights) or fp32 (CPU, full fine-tuning without DeepSpeed)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    t, q = cfg.train, cfg.quantization
+    bf16_weights = precision == "bf16" and (not t.full_finetune or t.deepspeed is not None)
+    dtype = torch.bfloat16 if bf16_weights else torch.float32
+    kwargs = dict(dtype=dtype, attn_implementation=t.attn_implementation, revision=cfg.model.revision,
+                  trust_remote_code=cfg.model.trust_remote_code)
+    if q.load_in_4bit:
+        compute = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[q.compute_dtype]
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=q.quant_type, bnb_4bit_use_double_quant=q.double_quant,
+            bnb_4bit_compute_dtype=compute)
+        index = device.index if device is not None and device.index is not None else torch.cuda.current_device()
+        kwargs["device_map"] = {"": index}  # each DDP worker holds its own full 4-bit copy on its own GPU
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.model.name_or_path), **kwargs)
+    model.config.use_cache = False  # the KV cache is useless in training and clashes with checkpointing
+    return model
+
+
+def lora_config(cfg: TrainConfig):
+    """PEFT LoraConfig from the `lora` section."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+
+
+def sft_args(cfg: TrainConfig, output_dir: str, precision: str, deepspeed: dict | None = None,
+             report_to: list[str] | None = None, eval_on_start: bool = False):
+    """TRL SFTConfig for pre-tokenised data: no TRL dataset preparation, truncation or packing."""
+    from trl import SFTConfig
+
+    t = cfg.train
+    return SFTConfig(
+        output_dir=output_dir, run_name=cfg.run_name, seed=t.seed, data_seed=t.seed,
+        per_device_train_batch_size=t.micro_batch_size, per_device_eval_batch_size=t.micro_batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate,
+        num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
+        lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim=t.optim,
+        bf16=precision == "bf16", fp16=False, use_cpu=not cfg.ray.use_gpu,
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        eval_strategy="steps", eval_steps=t.eval_steps, eval_on_start=eval_on_start,
+        save_strategy="steps", save_steps=t.save_steps, save_total_limit=cfg.ray.checkpoints_to_keep + 1,
+        logging_strategy="steps", logging_steps=t.logging_steps, logging_first_step=True,
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+        restore_callback_states_from_checkpoint=True,  # early-stopping patience survives a restart
+        report_to=report_to or "none", disable_tqdm=False,
+        include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy=t.sampling, length_column_name="length", remove_unused_columns=False,
+        # The data is final: TRL must not truncate (max_length), re-tokenise or rebuild labels.
+        max_length=None, packing=False, padding_free=t.packing == "padding_free", pad_to_multiple_of=None,
+        dataset_kwargs={"skip_prepare_dataset": True}, completion_only_loss=True,
+        ddp_find_unused_parameters=False, deepspeed=deepspeed, torch_compile=t.torch_compile,
+        dataloader_num_workers=0,
+    )
+
+
+def _trainer_class():
+    from trl import SFTTrainer
+
+    class ComplianceSFTTrainer(SFTTrainer):
+        """SFTTrainer whose training logs also carry throughput, effective batch and peak GPU memory.
+
+        `log` is the one place whose dict reaches the log history, TensorBoard, MLflow, the progress
+        bar and Ray's reports alike; a callback's `on_log` runs after some of them have read it.
+        """
+
+        throughput = None
+
+        def log(self, logs, start_time=None):
+            if self.throughput is not None and "loss" in logs:
+                logs.update(self.throughput.window(self.state))
+            super().log(logs, start_time)
+
+    return ComplianceSFTTrainer
+
+
+def build_trainer(cfg: TrainConfig, tokenizer, train_ds, eval_ds, output_dir: str, *, precision: str,
+                  deepspeed: dict | None = None, callbacks: list | None = None, device=None,
+                  report_to: list[str] | None = None, eval_on_start: bool = False):
+    """An SFTTrainer ready to train: the model loaded (after the args, so ZeRO-3 can partition it at
+    load time), LoRA attached unless `train.full_finetune`, throughput and early stopping wired in."""
+    from transformers import EarlyStoppingCallback
+
+    from pipeline.train_artifacts import Throughput
+
+    args = sft_args(cfg, output_dir, precision, deepspeed, report_to, eval_on_start)
+    model = load_model(cfg, precision, device)
+    throughput = Throughput(cfg.effective_batch)
+    extra = [throughput, *(callbacks or [])]
+    if cfg.train.early_stopping_patience is not None:
+        extra.append(EarlyStoppingCallback(cfg.train.early_stopping_patience, cfg.train.early_stopping_threshold))
+    trainer = _trainer_class()(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+        peft_config=None if cfg.train.full_finetune else lora_config(cfg), callbacks=extra)
+    trainer.throughput = throughput
+    return trainer
+
+
+def _run_settings(cfg: TrainConfig, content_hash: str) -> dict:
+    resolved = config_to_dict(cfg)
+    pinned = {f"{section}.{key}": resolved[section][key] for section, keys in PINNED.items() for key in keys}
+    pinned["data.content_hash"] = content_hash
+    return pinned
+
+
+def pin_run(cfg: TrainConfig, content_hash: str, run_dir: str) -> bool:
+    """Record the run's resume-relevant settings in ``<run_dir>/complyray_run.json``, or, when the run
+    exists, check they match. Returns True when resuming an existing run. Raises ValueError listing
+    every changed setting: resuming checkpoints under other settings would silently mix two runs."""
+    import pyarrow.fs
+
+    from pipeline.manifest import write_json
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(f"{run_dir}/{RUN_FILE}")
+    ours = _run_settings(cfg, content_hash)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
+        with fs.open_input_stream(path) as f:
+            theirs = json.loads(f.read().decode())
+        changed = [f"{k}: {theirs.get(k)!r} -> {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+        if changed:
+            raise ValueError(f"ray.run_name={cfg.run_name} in ray.storage_path already holds a run with other "
+                             f"settings ({'; '.join(changed)}); choose a new ray.run_name or delete {run_dir}")
+        return True
+    fs.create_dir(str(Path(path).parent), recursive=True)
+    write_json(f"{run_dir}/{RUN_FILE}", ours)
+    return False
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    run_dir: str
+    metrics: dict
+    resumed: bool
+
+
+def run_training(cfg: TrainConfig) -> TrainResult:
+    """Train on the Ray cluster this process is connected to and write the artifact folder.
+
+    Raises FileNotFoundError / ValueError (naming the config keys) before any worker starts when the
+    data, tokenizer or run settings do not fit, and ray.train.TrainingFailedError when training fails
+    past ``ray.max_failures`` restarts.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from pipeline.train_data import preflight
+
+    tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
+    manifest = preflight(cfg, tokenizer)
+    cfg = cfg.model_copy(update={
+        "data": cfg.data.model_copy(update={"prepared_dir": _absolute(cfg.data.prepared_dir)}),
+        "ray": cfg.ray.model_copy(update={"storage_path": _absolute(cfg.ray.storage_path), "run_name": cfg.run_name}),
+        "output_dir": _absolute(cfg.output_dir)})
+    run_dir = f"{cfg.ray.storage_path.rstrip('/')}/{cfg.run_name}"
+    resumed = pin_run(cfg, manifest["content_hash"], run_dir)
+    deepspeed = json.loads(Path(cfg.train.deepspeed).read_text()) if cfg.train.deepspeed else None
+    run_key = hashlib.sha1(run_dir.encode()).hexdigest()[:10]
+    payload = {
+        "config": config_to_dict(cfg), "deepspeed": deepspeed, "run_dir": run_dir,
+        "local_dir": str(Path(tempfile.gettempdir()) / "complyray-train" / f"{cfg.run_name}-{run_key}"),
+        "data": {"content_hash": manifest["content_hash"], "prepared_dir": cfg.data.prepared_dir,
+                 **manifest["training"]},
+    }
+    log.info("training %s on %d worker(s) (%s): effective batch %d = micro %d x accum %d x workers %d; "
+             "%d train / %d validation examples; run %s%s", cfg.model.name_or_path, cfg.ray.num_workers,
+             "GPU" if cfg.ray.use_gpu else "CPU", cfg.effective_batch, cfg.train.micro_batch_size,
+             cfg.train.grad_accum, cfg.ray.num_workers, manifest["training"]["train"]["examples"],
+             manifest["training"]["validation"]["examples"], run_dir, " (resuming)" if resumed else "")
+    trainer = TorchTrainer(
+        train_worker, train_loop_config=payload,
+        scaling_config=ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
+                                     resources_per_worker=cfg.ray.resources_per_worker),
+        run_config=RunConfig(
+            name=cfg.run_name, storage_path=cfg.ray.storage_path,
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.ray.checkpoints_to_keep,
+                                               checkpoint_score_attribute="eval_loss", checkpoint_score_order="min"),
+            failure_config=FailureConfig(max_failures=cfg.ray.max_failures)),
+    )
+    trainer.fit()
+    metrics = json.loads(_read_text(f"{cfg.output_dir}/metrics.json"))
+    return TrainResult(cfg.output_dir, run_dir, metrics, resumed)
+
+
+def _read_text(uri: str) -> str:
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+    with fs.open_input_stream(path) as f:
+        return f.read().decode()
+
+
+def _setup_worker_logging(rank: int) -> None:
+    import datasets
+    import transformers
+
+    level = logging.INFO if rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pipeline").setLevel(level)
+    transformers.logging.set_verbosity(level)
+    datasets.disable_progress_bars()
+
+
+def train_worker(payload: dict) -> None:
+    """Ray Train worker loop: data, model, resume, train, artifacts. All workers run it in lockstep."""
+    import ray.train
+    import ray.train.torch
+
+    from pipeline.train_artifacts import FaultDrill, ReportToRay, write_artifacts
+    from pipeline.train_data import load_datasets
+
+    cfg = TrainConfig.model_validate(payload["config"])
+    ctx = ray.train.get_context()
+    rank, local_rank = ctx.get_world_rank(), ctx.get_local_rank()
+    _setup_worker_logging(rank)
+    import torch
+
+    local_dir = Path(payload["local_dir"])
+    hf_dir = local_dir / "hf"  # shared by this node's workers: rank 0 writes the model, each rank its RNG state
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and local_rank == 0 and hf_dir.exists():
+        shutil.rmtree(hf_dir)  # a fresh run must not pick up checkpoints of an earlier run of the same name
+    precision = resolve_precision(cfg)
+    device = ray.train.torch.get_device() if cfg.ray.use_gpu else None
+    log.info("worker %d/%d: precision %s, device %s, %d torch threads", rank, ctx.get_world_size(), precision,
+             device or "cpu", torch.get_num_threads())
+    tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
+    train_ds, eval_ds = load_datasets(cfg.data.prepared_dir, cfg.data.limit, cfg.data.eval_limit,
+                                      payload["data"]["max_seq_len"], tokenizer.eos_token_id)
+    report_to = _reporting(cfg, payload["run_dir"], local_dir) if rank == 0 else []
+    callbacks = [ReportToRay(payload)]
+    if cfg.train.fault_drill_step is not None:
+        callbacks.append(FaultDrill(cfg.train.fault_drill_step, armed=checkpoint is None))
+    with contextlib.ExitStack() as stack:
+        resume = None
+        if checkpoint is not None:
+            resume = stack.enter_context(checkpoint.as_directory())
+        trainer = build_trainer(cfg, tokenizer, train_ds, eval_ds, str(hf_dir), precision=precision,
+                                deepspeed=payload["deepspeed"], callbacks=callbacks, device=device,
+                                report_to=report_to, eval_on_start=cfg.train.eval_on_start and resume is None)
+        resumed_from = _resume_step(resume)
+        if resumed_from is not None:
+            log.info("resuming from the step-%d checkpoint %s", resumed_from, checkpoint.path)
+        started = time.time()
+        output = trainer.train(resume_from_checkpoint=resume)
+        metrics = write_artifacts(trainer, cfg, payload, output, resumed_from, time.time() - started,
+                                  local_dir, rank)
+    ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))})
+
+
+def _resume_step(resume: str | None) -> int | None:
+    if resume is None:
+        return None
+    state = json.loads(Path(resume, "trainer_state.json").read_text())
+    return int(state["global_step"])
+
+
+def _reporting(cfg: TrainConfig, run_dir: str, local_dir: Path) -> list[str]:
+    """Where rank 0 logs: TensorBoard under the run folder (written locally first when storage is a
+    cloud URI), MLflow when a tracking URI is set. Raises RuntimeError when mlflow is missing."""
+    report_to = []
+    if cfg.train.tensorboard:
+        tb = f"{run_dir}/tensorboard" if "://" not in run_dir else str(local_dir / "tensorboard")
+        os.environ["TENSORBOARD_LOGGING_DIR"] = tb
+        report_to.append("tensorboard")
+    if cfg.train.mlflow_tracking_uri:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise RuntimeError("train.mlflow_tracking_uri is set but mlflow is not installed on the workers: "
+                               "pip install mlflow, or set train.mlflow_tracking_uri=null")
+        os.environ["MLFLOW_TRACKING_URI"] = cfg.train.mlflow_tracking_uri
+        os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "complyray")
+        report_to.append("mlflow")
+    return report_to
