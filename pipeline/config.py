@@ -366,3 +366,60 @@ class TrainConfig(Strict):
     def effective_batch(self) -> int:
         """Examples per optimizer step over all workers."""
         return self.train.micro_batch_size * self.train.grad_accum * self.ray.num_workers
+
+
+class EngineConfig(Strict):
+    """How the inference engine loads and runs a detector (evaluation, scoring and serving share it)."""
+
+    model: str = Field(
+        "embedded", description="A training artifact folder (LoRA adapter + training_config.json), a merged "
+        "model folder, a hub id, or 'embedded'.",
+    )
+    adapter: str | None = Field(None, description="A PEFT adapter folder applied to `model` (when `model` is a base).")
+    merge_adapter: bool = Field(True, description="Merge the adapter into the weights (faster; one adapter only).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else CPU.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto: bfloat16 on GPU, float32 on CPU."
+    )
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field("sdpa", description="Attention kernel.")
+    max_new_tokens: int = Field(512, ge=16, le=8192, description="Answer budget; answers that hit it are flagged.")
+    batch_size: int = Field(32, ge=1, description="Most sequences per forward/generate call.")
+    max_batch_tokens: int | None = Field(
+        None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
+    )
+    cache_implementation: Literal["dynamic", "static"] | None = Field(
+        None, description="KV cache for generate: null = the model's default (dynamic); static enables compiled decoding."
+    )
+
+
+class EvalDataConfig(Strict):
+    prepared_dir: str | None = Field(
+        "runs/prepared", description="Output folder of jobs.prepare; its `split` is evaluated (gold labels included)."
+    )
+    split: Literal["train", "validation", "test"] = Field("test", description="Which prepared split to evaluate.")
+    paths: list[str] | None = Field(
+        None, description="Raw JSON Lines instead of a prepared split (validated like jobs.prepare; rejects skipped)."
+    )
+    limit: int | None = Field(None, ge=1, description="Evaluate at most this many examples (after sampling).")
+    sample: float | None = Field(None, gt=0, le=1, description="Evaluate a random fraction of the examples.")
+    seed: int = Field(0, description="Seed of `sample` and `limit` selection.")
+
+
+class EvaluateConfig(Strict):
+    """Config of jobs/evaluate.py: generation-based evaluation as a Ray Data batch job."""
+
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="The detector and how it runs.")
+    data: EvalDataConfig = Field(default_factory=EvalDataConfig, description="What is evaluated.")
+    output_dir: str = Field("runs/eval", description="Predictions Parquet, metrics.json and the report go here.")
+    title: str | None = Field(None, description="Report title (default: the model's version).")
+    generate: bool = Field(True, description="Generate full verdicts (false: probability-only triage metrics).")
+    probability: bool = Field(True, description="Compute P(NON_COMPLIANT) by one forward pass per example.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Probability threshold for the operating-point metrics.")
+    grounding_threshold: float = Field(90.0, ge=0, le=100, description="Fuzzy score (0-100) a quote needs to count as grounded.")
+    compare_to: list[str] = Field(
+        default_factory=list, description="Other evaluation output folders to put side by side with this one."
+    )
+    actors: int = Field(1, ge=1, description="Engine replicas (Ray actors); one per GPU on GPU clusters.")
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per engine actor (1 on GPU clusters, 0 on CPU).")
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per engine actor.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray cluster to run on.")

@@ -1,0 +1,250 @@
+"""The inference engine shared by evaluation, archive scoring and serving.
+
+One `Detector` holds a causal LM (base + LoRA adapter, merged for speed, or a merged model) and its
+tokenizer, and builds prompts with the same `ChatFormatter` as training, so train and inference
+cannot drift. It offers:
+
+* `generate`: batched greedy decoding (deterministic), left padding, batches formed by prompt
+  length, a max-new-tokens budget, stop at EOS;
+* `verdict_probability`: P(NON_COMPLIANT) from a single forward pass: the prompt plus the fixed
+  answer prefix ``{"final_verdict": "`` is run once and the next-token logits of the two verdicts'
+  first distinct tokens are compared; no generation, so it doubles as a fast triage mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import EngineConfig
+from pipeline.formatting import ChatFormatter, answer_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One decoded answer: text (special tokens removed), tokens generated, whether EOS was reached."""
+
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    finished: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights come from, resolved from a training artifact, a merged folder or a hub id."""
+
+    base: str
+    adapter: str | None
+    tokenizer: str
+    system_prompt: str | None
+    system_role: str
+    version: str
+
+
+def resolve_source(model: str, adapter: str | None = None) -> ModelSource:
+    """Read a training artifact folder (adapter + training_config.json) or take `model` as a model path.
+
+    A folder with ``adapter_config.json`` is a PEFT adapter: its base comes from the training config
+    (or the adapter's own ``base_model_name_or_path``), the prompt settings from the training config.
+    """
+    from pipeline.models import resolve_model_path
+
+    folder = Path(model)
+    train_cfg = {}
+    if (folder / "training_config.json").is_file():
+        train_cfg = json.loads((folder / "training_config.json").read_text())
+    fmt = train_cfg.get("format", {}) if isinstance(train_cfg.get("format"), dict) else {}
+    system_prompt, system_role = fmt.get("system_prompt"), fmt.get("system_role", "auto")
+    if (folder / "adapter_config.json").is_file() and adapter is None:
+        adapter_cfg = json.loads((folder / "adapter_config.json").read_text())
+        base = train_cfg.get("model", {}).get("name_or_path") or adapter_cfg["base_model_name_or_path"]
+        tokenizer = str(folder) if (folder / "tokenizer_config.json").is_file() else resolve_model_path(base)
+        version = train_cfg.get("run_name") or folder.name
+        return ModelSource(resolve_model_path(base), str(folder), tokenizer, system_prompt, system_role, version)
+    base = resolve_model_path(model)
+    return ModelSource(base, adapter, base, system_prompt, system_role,
+                       Path(adapter).name if adapter else Path(model).name or model)
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("engine.device=cuda but no CUDA device is visible; use engine.device=cpu or auto")
+    return device
+
+
+def _pick_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+class Detector:
+    """A loaded detector model. Build once per process (or per Ray actor / Serve replica)."""
+
+    def __init__(self, cfg: EngineConfig, model=None, tokenizer=None):
+        """Load from `cfg`, or wrap an already built `model`/`tokenizer` (benchmarks, tests).
+
+        Raises ValueError for an unusable device/dtype and FileNotFoundError for a missing model.
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from pipeline.models import ensure_pad_token, load_tokenizer
+
+        self.cfg = cfg
+        self.device = _pick_device(cfg.device)
+        self.dtype = _pick_dtype(cfg.dtype, self.device)
+        self.source = resolve_source(cfg.model, cfg.adapter)
+        t0 = time.time()
+        if tokenizer is None:
+            tokenizer = load_tokenizer(self.source.tokenizer)
+        ensure_pad_token(tokenizer)
+        tokenizer.padding_side = "left"  # decoder-only batches: new tokens must follow each prompt directly
+        self.tokenizer = tokenizer
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(
+                self.source.base, dtype=self.dtype, attn_implementation=cfg.attn_implementation,
+            ).to(self.device)
+            if self.source.adapter:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, self.source.adapter)
+                if cfg.merge_adapter:
+                    model = model.merge_and_unload()  # one matmul per layer instead of base + A·B
+        self.model = model.eval()
+        self.formatter = ChatFormatter(tokenizer, self.source.system_prompt, self.source.system_role)
+        self.eos_ids = sorted({tokenizer.eos_token_id, *self._extra_eos()})
+        self._verdict_prefix, self._decision = self._verdict_tokens()
+        self.load_seconds = time.time() - t0
+        log.info("detector %s on %s/%s loaded in %.1fs", self.source.version, self.device, self.dtype,
+                 self.load_seconds)
+        del torch
+
+    @property
+    def info(self) -> dict:
+        """Identity of the loaded model, for predictions, audit records and /v1/models."""
+        return {"model": self.source.base, "adapter": self.source.adapter, "version": self.source.version,
+                "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
+                "max_new_tokens": self.cfg.max_new_tokens}
+
+    def _extra_eos(self) -> list[int]:
+        gen = getattr(self.model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None)
+        return [e for e in (eos if isinstance(eos, list) else [eos]) if e is not None]
+
+    def _verdict_tokens(self) -> tuple[list[int], tuple[int, int]]:
+        """The answer's fixed prefix up to the verdict value, and the first token that differs
+        between COMPLIANT and NON_COMPLIANT, both tokenised exactly as in training."""
+        probe = {"executive_summary": "x", "rule_violated": "None", "compliance_topic": "None", "severity": "NONE",
+                 "evidence_list": [], "reasoning_trace": "x"}
+        seqs = {}
+        for label in ("COMPLIANT", "NON_COMPLIANT"):
+            enc = self.formatter.encode("probe", answer_json({**probe, "final_verdict": label}))
+            seqs[label] = enc.input_ids[enc.prompt_tokens:]
+        c, nc = seqs["COMPLIANT"], seqs["NON_COMPLIANT"]
+        k = next(i for i in range(min(len(c), len(nc))) if c[i] != nc[i])
+        return c[:k], (c[k], nc[k])
+
+    # -- batching ---------------------------------------------------------------------------------
+    def encode_prompts(self, communications: list[str]) -> list[list[int]]:
+        """Token ids of each communication's prompt (the template supplies BOS)."""
+        prompts = [self.formatter.prompt(c) for c in communications]
+        return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+
+    def _batches(self, lengths: list[int], extra: int) -> list[list[int]]:
+        """Indices grouped by prompt length (longest first), capped by batch size and padded tokens."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        cap = self.cfg.max_batch_tokens
+        batches, current = [], []
+        for i in order:
+            width = lengths[current[0]] + extra if current else lengths[i] + extra
+            if current and (len(current) >= self.cfg.batch_size or (cap and width * (len(current) + 1) > cap)):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _pad_left(self, seqs: list[list[int]]):
+        import torch
+
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, s in enumerate(seqs):
+            ids[row, width - len(s):] = torch.tensor(s)
+            mask[row, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- generation -------------------------------------------------------------------------------
+    def generate(self, communications: list[str], progress: bool = False) -> list[Generation]:
+        """Greedy answers for `communications`, in input order."""
+        import torch
+        from tqdm.auto import tqdm
+
+        prompts = self.encode_prompts(communications)
+        results: list[Generation | None] = [None] * len(prompts)
+        batches = self._batches([len(p) for p in prompts], self.cfg.max_new_tokens)
+        for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
+            ids, mask = self._pad_left([prompts[i] for i in batch])
+            t0 = time.time()
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
+                    eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
+                    cache_implementation=self.cfg.cache_implementation,
+                )
+            seconds = time.time() - t0
+            new = out[:, ids.shape[1]:].tolist()
+            for row, i in enumerate(batch):
+                tokens = new[row]
+                stop = next((j for j, t in enumerate(tokens) if t in self.eos_ids), None)
+                kept = tokens if stop is None else tokens[:stop]
+                results[i] = Generation(self.tokenizer.decode(kept, skip_special_tokens=True), len(prompts[i]),
+                                        len(kept) + (stop is not None), stop is not None, seconds / len(batch))
+        return results  # type: ignore[return-value]
+
+    # -- verdict probability ---------------------------------------------------------------------
+    def verdict_probability(self, communications: list[str], progress: bool = False) -> np.ndarray:
+        """P(NON_COMPLIANT) per communication from one forward pass each (batched), shape (n,).
+
+        Also sets `self.last_format_mass`: the probability the model puts on either verdict token at
+        all (low values mean the model would not answer in the trained format).
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        seqs = [p + self._verdict_prefix for p in self.encode_prompts(communications)]
+        p_nc = np.zeros(len(seqs))
+        mass = np.zeros(len(seqs))
+        c_tok, nc_tok = self._decision
+        for batch in tqdm(self._batches([len(s) for s in seqs], 0), desc="score", unit="batch",
+                          disable=not progress):
+            ids, mask = self._pad_left([seqs[i] for i in batch])
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    logits_to_keep=1).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1)
+            pair = probs[:, [c_tok, nc_tok]]
+            p_nc[batch] = (pair[:, 1] / pair.sum(-1).clamp(min=1e-12)).cpu().numpy()
+            mass[batch] = pair.sum(-1).cpu().numpy()
+        self.last_format_mass = mass
+        return p_nc

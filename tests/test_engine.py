@@ -1,0 +1,68 @@
+"""The inference engine on a tiny random Mistral with the real v3 tokenizer."""
+
+import numpy as np
+import pytest
+
+from pipeline.config import EngineConfig
+from pipeline.engine import Detector
+from pipeline.formatting import ChatFormatter, answer_json
+
+TEXTS = [
+    "Client: Is the fund safe?\nAdvisor: I guarantee you will not lose money.",
+    "Advisor: Please keep this on the firm email so it is recorded. " * 6,
+    "Client: hi",
+]
+
+
+@pytest.fixture(scope="module")
+def detector(tiny_mistral):
+    return Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=2))
+
+
+def test_prompt_ids_are_the_training_prompt(detector, tiny_mistral):
+    enc = ChatFormatter(detector.tokenizer).encode(TEXTS[0], answer_json({
+        "final_verdict": "COMPLIANT", "executive_summary": "s", "rule_violated": "None", "compliance_topic": "None",
+        "severity": "NONE", "evidence_list": [], "reasoning_trace": "r"}))
+    assert detector.encode_prompts([TEXTS[0]])[0] == enc.input_ids[:enc.prompt_tokens]
+
+
+def test_verdict_prefix_and_decision_tokens(detector):
+    tok = detector.tokenizer
+    assert tok.decode(detector._verdict_prefix).strip() == '{"final_verdict": "'.strip()
+    c, nc = detector._decision
+    assert c != nc
+    assert "COMPLIANT".startswith(tok.decode([c]).strip()) and "NON_COMPLIANT".startswith(tok.decode([nc]).strip())
+
+
+def test_batched_greedy_equals_one_at_a_time_and_is_deterministic(detector):
+    batched = detector.generate(TEXTS)
+    again = detector.generate(TEXTS)
+    single = [detector.generate([t])[0] for t in TEXTS]
+    assert [g.text for g in batched] == [g.text for g in again] == [g.text for g in single]
+    assert all(g.new_tokens <= 16 and g.prompt_tokens > 100 for g in batched)
+
+
+def test_probability_is_a_distribution_and_batch_invariant(detector):
+    p = detector.verdict_probability(TEXTS)
+    assert p.shape == (3,) and ((p > 0) & (p < 1)).all()
+    one = np.array([detector.verdict_probability([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(p, one, atol=1e-4)
+    assert ((detector.last_format_mass > 0) & (detector.last_format_mass <= 1)).all()
+
+
+def test_batches_group_by_length_and_respect_caps(detector):
+    detector.cfg = EngineConfig(model="x", batch_size=3, max_batch_tokens=1000)
+    batches = detector._batches([100, 900, 120, 110, 500, 130], extra=0)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert all(len(b) <= 3 for b in batches)
+    assert batches[0] == [1]  # 900 tokens: a second row would exceed 1000 padded tokens
+    detector.cfg = EngineConfig(model="x", max_new_tokens=16, batch_size=2)
+
+
+def test_cuda_requested_without_gpu_is_a_clear_error(tiny_mistral):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ValueError, match="engine.device=cuda"):
+        Detector(EngineConfig(model=str(tiny_mistral), device="cuda"))
