@@ -1,0 +1,41 @@
+"""Evaluate a detector by generation over a prepared split, as a Ray Data batch job.
+
+    ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- \
+        python -m jobs.evaluate --config jobs/configs/evaluate_mistral7b_gpu.yaml
+    python -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=runs/train/demo \
+        compare_to=[runs/eval/base] data.limit=20
+
+Writes <output_dir>/predictions.parquet, metrics.json, report.md / report.html (+ PNGs) and, with
+compare_to, comparison/. Exits 2 on a bad config, 1 on a failed run.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jobs.common import job_main
+from pipeline.config import EvaluateConfig
+
+
+def run(cfg: EvaluateConfig) -> None:
+    import json
+    from pathlib import Path
+
+    from pipeline.evaluation import run_evaluation
+    from pipeline.report import comparison_text
+    from pipeline.runtime import init_ray
+
+    init_ray(cfg.ray.address, cfg.ray.num_cpus)
+    metrics = run_evaluation(cfg)
+    v = metrics["verdict"]
+    print(f"{metrics['run']['examples']} examples  verdict F1 {v['f1']:.3f}  accuracy {v['accuracy']:.3f}  "
+          f"JSON valid {metrics['json_validity']['rate']:.1%}  grounded {metrics['grounding']['rate'] or 0:.1%}")
+    runs = [(cfg.title or "this run", metrics)] + [
+        (Path(p).name, json.loads((Path(p) / "metrics.json").read_text())) for p in cfg.compare_to]
+    if len(runs) > 1:
+        print(comparison_text(runs))
+    print(f"report: {Path(cfg.output_dir) / 'report.html'}")
+
+
+if __name__ == "__main__":
+    sys.exit(job_main(EvaluateConfig, run, __doc__))

@@ -1,0 +1,150 @@
+"""Generation-based evaluation as a Ray Data batch job: test split -> predictions -> metrics -> report.
+
+The engine runs in an actor pool (one actor per GPU, or CPU actors); each actor loads the detector
+once and turns batches of communications into parsed, grounded predictions. Predictions are written
+as Parquet first, so the metrics and the report can always be recomputed from what was predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import EngineConfig, EvaluateConfig, config_to_dict
+
+log = logging.getLogger(__name__)
+
+GOLD = {"final_verdict": "gold_verdict", "compliance_topic": "gold_topic", "severity": "gold_severity",
+        "rule_violated": "gold_rule"}
+INPUT_COLUMNS = ["id", "scenario", "format", "source", *GOLD]
+
+
+class PredictBatch:
+    """Ray Data actor: communications -> parsed, grounded predictions (and the verdict probability)."""
+
+    def __init__(self, engine: dict, generate: bool, probability: bool, grounding_threshold: float):
+        from pipeline.engine import Detector
+
+        self.detector = Detector(EngineConfig.model_validate(engine))
+        self.generate, self.probability = generate, probability
+        self.grounding_threshold = grounding_threshold
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        texts = batch["scenario"].tolist()
+        out = batch.rename(columns=GOLD).copy()
+        t0 = time.time()
+        out["p_violation"] = self.detector.verdict_probability(texts) if self.probability else np.nan
+        out["score_seconds"] = (time.time() - t0) / max(len(texts), 1)
+        if self.generate:
+            rows = [predict_row(g, text, self.grounding_threshold)
+                    for g, text in zip(self.detector.generate(texts), texts)]
+            out = pd.concat([out.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+        out["model_version"] = self.detector.info["version"]
+        return out
+
+
+def predict_row(gen, communication: str, grounding_threshold: float) -> dict:
+    """One generation -> prediction columns (parse status, fields, grounding, cost)."""
+    from pipeline.grounding import ground_evidence, grounding_summary
+    from pipeline.parsing import parse_verdict
+
+    parsed = parse_verdict(gen.text)
+    verdict = parsed.verdict or {}
+    quotes = verdict.get("evidence_list") or []
+    grounding = ground_evidence(quotes, communication, grounding_threshold)
+    summary = grounding_summary(grounding)
+    return {
+        "raw_output": gen.text, "parse_status": parsed.status, "parse_error": parsed.error,
+        "pred_verdict": verdict.get("final_verdict"), "pred_topic": verdict.get("compliance_topic"),
+        "pred_severity": verdict.get("severity"), "pred_rule": verdict.get("rule_violated"),
+        "pred_json": json.dumps(verdict, ensure_ascii=False) if parsed.verdict else None,
+        "evidence": json.dumps([{"quote": g.quote, "grounded": g.grounded, "score": round(g.score, 1)}
+                                for g in grounding], ensure_ascii=False),
+        "n_quotes": summary["n"], "grounded_rate": summary["rate"] if summary["n"] else np.nan,
+        "prompt_tokens": gen.prompt_tokens, "new_tokens": gen.new_tokens, "finished": gen.finished,
+        "latency_s": gen.seconds,
+    }
+
+
+def read_inputs(cfg: EvaluateConfig):
+    """The examples to evaluate as a Ray Dataset with INPUT_COLUMNS (prepared split or raw JSONL)."""
+    import ray.data
+
+    if cfg.data.paths:
+        from pipeline.data import file_labels, parse_lines
+        from pipeline.reader import JsonLinesSource
+
+        source = JsonLinesSource(cfg.data.paths, max_line_bytes=2_000_000)
+        ds = (ray.data.read_datasource(source)
+              .map_batches(parse_lines, fn_kwargs={"labels": file_labels(source._paths())}, batch_format="pyarrow")
+              .filter(expr="status == 'accepted'"))
+    else:
+        split_dir = Path(cfg.data.prepared_dir or "") / f"split={cfg.data.split}"
+        if "://" not in str(cfg.data.prepared_dir) and not split_dir.is_dir():
+            raise FileNotFoundError(f"data.prepared_dir: no {split_dir} (run jobs.prepare first, or set data.paths)")
+        ds = ray.data.read_parquet(str(split_dir))
+    ds = ds.select_columns(INPUT_COLUMNS)
+    if cfg.data.sample:
+        ds = ds.random_sample(cfg.data.sample, seed=cfg.data.seed)
+    if cfg.data.limit:
+        ds = ds.limit(cfg.data.limit)
+    return ds
+
+
+def run_evaluation(cfg: EvaluateConfig) -> dict:
+    """Predict every example, write predictions/metrics/report; return the metrics dict.
+
+    Raises FileNotFoundError when the input split is missing.
+    """
+    import ray.data
+
+    from pipeline.manifest import write_json
+    from pipeline.metrics import compute_metrics
+    from pipeline.report import write_report
+    from pipeline.runtime import provenance
+
+    t0 = time.time()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = read_inputs(cfg)
+    predictions = ds.map_batches(
+        PredictBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), generate=cfg.generate,
+                                                 probability=cfg.probability,
+                                                 grounding_threshold=cfg.grounding_threshold),
+        batch_format="pandas", batch_size=max(cfg.engine.batch_size, 8),
+        compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,
+        num_cpus=cfg.cpus_per_actor,
+    )
+    pred = predictions.to_pandas()
+    pred.to_parquet(out / "predictions.parquet", index=False)
+    metrics = compute_metrics(pred, threshold=cfg.threshold)
+    metrics["run"] = {
+        "model_version": pred["model_version"].iloc[0] if len(pred) else None, "examples": int(len(pred)),
+        "seconds": round(time.time() - t0, 1), "config": config_to_dict(cfg), **provenance(),
+        "data_manifest_hash": _manifest_hash(cfg),
+    }
+    if cfg.generate and len(pred):
+        gen_seconds = float(pred["latency_s"].sum())
+        metrics["run"]["output_tokens_per_s"] = round(float(pred["new_tokens"].sum()) / max(gen_seconds, 1e-9), 1)
+    write_json(str(out / "metrics.json"), metrics)
+    title = cfg.title or f"Evaluation of {metrics['run']['model_version']}"
+    write_report(pred, metrics, out, title, dict(zip(pred["id"], pred["scenario"])))
+    if cfg.compare_to:
+        from pipeline.report import write_comparison
+
+        runs = [(title, metrics)] + [(Path(p).name, json.loads((Path(p) / "metrics.json").read_text()))
+                                     for p in cfg.compare_to]
+        write_comparison(runs, out / "comparison")
+    return metrics
+
+
+def _manifest_hash(cfg: EvaluateConfig) -> str | None:
+    path = Path(cfg.data.prepared_dir or "") / "manifest.json"
+    if cfg.data.paths or not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("content_hash")

@@ -1,0 +1,92 @@
+"""ground_evidence: exact after whitespace collapse, fuzzy for typos, fabricated quotes flagged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.grounding import MIN_FUZZY_CHARS, Grounding, ground_evidence, grounding_summary
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMUNICATION = (
+    "From: Noor Tanaka <ntanaka@bluestem.com>\nTo: Lucía Raman\nSubject: REIT\n\n"
+    "Lucía,\n\nIt isn't traded on an exchange. The sponsor's redemption program is capped\n"
+    "and can be suspended, so it's not money you should need soon.\n\n"
+    "Honestly, this one can't lose; if it drops I will cover the difference myself.\n\nNoor"
+)
+
+
+def test_exact_quote():
+    [g] = ground_evidence(["It isn't traded on an exchange."], COMMUNICATION)
+    assert g == Grounding("It isn't traded on an exchange.", True, 100.0, True)
+
+
+def test_different_whitespace_and_line_breaks_are_exact():
+    quote = "The sponsor's  redemption program is capped and can\tbe suspended,\n so it's not money"
+    [g] = ground_evidence([quote], COMMUNICATION)
+    assert g.exact and g.grounded and g.score == 100.0
+    assert g.quote == quote  # reported as the model wrote it
+
+
+def test_one_character_typo_is_grounded_fuzzily():
+    typo = "this one can't lose; if it drops I will cover the diference myself."
+    [g] = ground_evidence([typo], COMMUNICATION)
+    assert not g.exact and g.grounded and 90.0 <= g.score < 100.0
+
+
+def test_fabricated_quote_is_flagged():
+    [g] = ground_evidence(["I guarantee you a 12% annual return with no risk whatsoever."], COMMUNICATION)
+    assert not g.exact and not g.grounded and g.score < 75.0
+
+
+def test_case_sensitive_exact_match():
+    [g] = ground_evidence(["IT ISN'T TRADED ON AN EXCHANGE."], COMMUNICATION)
+    assert not g.exact and not g.grounded
+
+
+def test_threshold_and_short_quotes():
+    typo = "this one can't lose; if it drops I will cover the diference myself."
+    assert not ground_evidence([typo], COMMUNICATION, threshold=100.0)[0].grounded
+    short = "can't loze"  # one typo in a phrase shorter than MIN_FUZZY_CHARS: must occur exactly
+    assert len(short) < MIN_FUZZY_CHARS
+    [g] = ground_evidence([short], COMMUNICATION)
+    assert g.score >= 90.0 and not g.grounded
+
+
+@pytest.mark.parametrize("quote", ["", "   \n", None, 17])
+def test_blank_or_non_text_quotes_are_ungrounded(quote):
+    [g] = ground_evidence([quote], COMMUNICATION)
+    assert (g.exact, g.score, g.grounded) == (False, 0.0, False)
+
+
+def test_empty_communication_and_no_quotes():
+    assert ground_evidence([], COMMUNICATION) == []
+    assert not ground_evidence(["anything at all here"], "")[0].grounded
+
+
+def test_summary_counts():
+    groundings = ground_evidence([
+        "It isn't traded on an exchange.",
+        "this one can't lose; if it drops I will cover the diference myself.",
+        "I guarantee you a 12% annual return with no risk whatsoever.",
+        "Lucía,",
+    ], COMMUNICATION)
+    assert grounding_summary(groundings) == {"n": 4, "exact": 2, "grounded": 3, "rate": 0.75}
+    assert grounding_summary([]) == {"n": 0, "exact": 0, "grounded": 0, "rate": None}
+
+
+def test_every_gold_quote_in_the_sample_data_grounds_exactly():
+    """The shipped sample's labels were validated verbatim: the grounder must agree on all of them."""
+    checked = 0
+    for path in sorted((ROOT / "data" / "sample").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            for key in ("compliant_version", "non_compliant_version"):
+                version = item.get(key)
+                if version:
+                    groundings = ground_evidence(version["evidence_list"], version["scenario"])
+                    assert all(g.exact for g in groundings), (item["id"], key)
+                    checked += len(groundings)
+    assert checked > 500
