@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--baseline-examples", type=int, default=4)
     ap.add_argument("--batch-sizes", default="64,128,256")
     ap.add_argument("--caches", default="dynamic,static")
+    ap.add_argument("--attn", default="sdpa,sdpa_gqa", help="attention kernels to compare")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile the decode step (static cache)")
     ap.add_argument("--triage", type=int, default=512)
     ap.add_argument("--triage-batch", default="16,32,64")
     ap.add_argument("--json", help="write the figures here")
@@ -72,6 +74,9 @@ def main() -> None:
     texts = communications(tok, max(args.prompts, args.triage), args.prompt_tokens)
     figures = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                "build_s": round(time.time() - t0, 1)}
+    from pipeline.attention import register
+
+    register()
     engine = Detector(EngineConfig(model="unused", max_new_tokens=args.new_tokens), model=model, tokenizer=tok)
     lengths = [len(p) for p in engine.encode_prompts(texts)]
     figures["prompt_tokens_mean"] = round(sum(lengths) / len(lengths))
@@ -92,25 +97,28 @@ def main() -> None:
     print(f"plan loop (pipeline, batch 1): {figures['plan_loop_tokens_per_s']} output tokens/s", flush=True)
 
     # 2. Engine generation.
-    for cache in args.caches.split(","):
-        for bs in map(int, args.batch_sizes.split(",")):
-            engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs,
-                                      cache_implementation=None if cache == "dynamic" else cache)
-            try:
-                engine.generate(texts[:bs][:8])  # warm-up (and compilation for a static cache)
-                sync()
-                t = time.time()
-                gens = engine.generate(texts[: args.prompts])
-                sync()
-                seconds = time.time() - t
-            except torch.OutOfMemoryError:
-                print(f"engine generate batch {bs} cache {cache}: out of memory", flush=True)
-                torch.cuda.empty_cache()
-                continue
-            rate = sum(g.new_tokens for g in gens) / seconds
-            figures[f"engine_{cache}_b{bs}_tokens_per_s"] = round(rate, 1)
-            print(f"engine generate batch {bs:>3} cache {cache:<7}: {rate:8.1f} output tokens/s  "
-                  f"({args.prompts} prompts in {seconds:.1f}s, peak {peak_gib():.1f} GiB)", flush=True)
+    variants = [(a, c, bs) for a in args.attn.split(",") for c in args.caches.split(",")
+                for bs in map(int, args.batch_sizes.split(","))]
+    for attn, cache, bs in variants:
+        model.set_attn_implementation(attn)
+        engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs,
+                                  attn_implementation=attn, compile=args.compile,
+                                  cache_implementation=None if cache == "dynamic" else cache)
+        try:
+            engine.generate(texts[:bs][:8])  # warm-up (and compilation for a static cache)
+            sync()
+            t = time.time()
+            gens = engine.generate(texts[: args.prompts])
+            sync()
+            seconds = time.time() - t
+        except torch.OutOfMemoryError:
+            print(f"engine generate {attn} batch {bs} cache {cache}: out of memory", flush=True)
+            torch.cuda.empty_cache()
+            continue
+        rate = sum(g.new_tokens for g in gens) / seconds
+        figures[f"engine_{attn}_{cache}_b{bs}_tokens_per_s"] = round(rate, 1)
+        print(f"engine generate {attn:<8} batch {bs:>3} cache {cache:<7}: {rate:8.1f} output tokens/s  "
+              f"({args.prompts} prompts in {seconds:.1f}s, peak {peak_gib():.1f} GiB)", flush=True)
 
     # 3. Triage: verdict probability only.
     for bs in map(int, args.triage_batch.split(",")):

@@ -381,15 +381,20 @@ class EngineConfig(Strict):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto: bfloat16 on GPU, float32 on CPU."
     )
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field("sdpa", description="Attention kernel.")
+    attn_implementation: Literal["sdpa_gqa", "sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa_gqa", description="Attention kernel; sdpa_gqa = SDPA, with grouped-query decode steps that read the "
+        "KV cache once instead of repeating it per query group (pipeline/attention.py).",
+    )
     max_new_tokens: int = Field(512, ge=16, le=8192, description="Answer budget; answers that hit it are flagged.")
     batch_size: int = Field(32, ge=1, description="Most sequences per forward/generate call.")
     max_batch_tokens: int | None = Field(
         None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
     )
     cache_implementation: Literal["dynamic", "static"] | None = Field(
-        None, description="KV cache for generate: null = the model's default (dynamic); static enables compiled decoding."
+        None, description="KV cache for generate: null = the model's default (dynamic); static preallocates it "
+        "(no per-step copies) and allows compiled decoding."
     )
+    compile: bool = Field(False, description="Let generate torch.compile the decode step (static cache; GPU).")
 
 
 class EvalDataConfig(Strict):

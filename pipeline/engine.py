@@ -116,6 +116,10 @@ class Detector:
         ensure_pad_token(tokenizer)
         tokenizer.padding_side = "left"  # decoder-only batches: new tokens must follow each prompt directly
         self.tokenizer = tokenizer
+        if cfg.attn_implementation == "sdpa_gqa":
+            from pipeline.attention import register
+
+            register()
         if model is None:
             model = AutoModelForCausalLM.from_pretrained(
                 self.source.base, dtype=self.dtype, attn_implementation=cfg.attn_implementation,
@@ -126,6 +130,8 @@ class Detector:
                 model = PeftModel.from_pretrained(model, self.source.adapter)
                 if cfg.merge_adapter:
                     model = model.merge_and_unload()  # one matmul per layer instead of base + A·B
+        elif model.config._attn_implementation != cfg.attn_implementation:
+            model.set_attn_implementation(cfg.attn_implementation)
         self.model = model.eval()
         self.formatter = ChatFormatter(tokenizer, self.source.system_prompt, self.source.system_role)
         self.eos_ids = sorted({tokenizer.eos_token_id, *self._extra_eos()})
@@ -209,7 +215,7 @@ class Detector:
                 out = self.model.generate(
                     input_ids=ids, attention_mask=mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
                     eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
-                    cache_implementation=self.cfg.cache_implementation,
+                    cache_implementation=self.cfg.cache_implementation, disable_compile=not self.cfg.compile,
                 )
             seconds = time.time() - t0
             new = out[:, ids.shape[1]:].tolist()

@@ -66,3 +66,15 @@ def test_cuda_requested_without_gpu_is_a_clear_error(tiny_mistral):
         pytest.skip("a GPU is visible")
     with pytest.raises(ValueError, match="engine.device=cuda"):
         Detector(EngineConfig(model=str(tiny_mistral), device="cuda"))
+
+
+@pytest.mark.parametrize("cache", [None, "static"])
+def test_gqa_decode_attention_matches_sdpa(tiny_mistral, cache):
+    """Same greedy tokens and probabilities with the grouped decode kernel as with stock SDPA."""
+    texts = TEXTS * 2
+    ref = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3, attn_implementation="sdpa"))
+    gqa = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3,
+                                attn_implementation="sdpa_gqa", cache_implementation=cache))
+    assert gqa.model.config._attn_implementation == "sdpa_gqa"
+    assert [g.text for g in gqa.generate(texts)] == [g.text for g in ref.generate(texts)]
+    np.testing.assert_allclose(gqa.verdict_probability(texts), ref.verdict_probability(texts), atol=1e-5)
