@@ -394,6 +394,10 @@ class EngineConfig(Strict):
         None, description="KV cache for generate: null = the model's default (dynamic); static preallocates it "
         "(no per-step copies) and allows compiled decoding."
     )
+    prefill_chunk_size: int | None = Field(
+        None, ge=64, description="Prefill prompts this many tokens at a time: bounds activation memory so larger "
+        "batches fit (GPU). null: whole prompts at once.",
+    )
     compile: bool = Field(False, description="Let generate torch.compile the decode step (static cache; GPU).")
 
 

@@ -216,6 +216,7 @@ class Detector:
                     input_ids=ids, attention_mask=mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
                     eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
                     cache_implementation=self.cfg.cache_implementation, disable_compile=not self.cfg.compile,
+                    prefill_chunk_size=self.cfg.prefill_chunk_size,
                 )
             seconds = time.time() - t0
             new = out[:, ids.shape[1]:].tolist()
