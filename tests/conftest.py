@@ -6,40 +6,71 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RAY_PORT = int(os.environ.get("COMPLYRAY_TEST_RAY_PORT", "6390"))
-DASHBOARD_PORT = int(os.environ.get("COMPLYRAY_TEST_DASHBOARD_PORT", "8275"))
 RAY_BIN = str(Path(sys.executable).parent / "ray")
 # `ray start --head` enforces token auth on local clusters since Ray 2.59; clients must say so too.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop_head(temp_dir: str) -> None:
+    """Stop only the processes of this session's head (found by its private temp dir), never
+    another Ray on the machine: `ray stop` would kill every cluster of the user."""
+    import psutil
+
+    mine = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if temp_dir in " ".join(proc.info["cmdline"] or []):
+                mine.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for proc in mine:
+        proc.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=15)
+    for proc in alive:
+        proc.kill()
+
+
 @pytest.fixture(scope="session")
 def ray_head():
-    """A real `ray start --head` for the session; yields (gcs address, dashboard URL). Stops it at the end."""
+    """A real `ray start --head` for the session on free ports with a private temp dir; yields
+    (gcs address, dashboard URL). Several test sessions on one machine do not disturb each other."""
     # Jobs run `python ...` on the cluster: put this interpreter first on the cluster's PATH.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=env)
     token = subprocess.run([RAY_BIN, "get-auth-token", "--generate"], capture_output=True, text=True, env=env)
     assert token.returncode == 0, token.stderr
+    temp_dir = tempfile.mkdtemp(prefix="crt-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    gcs, dashboard, agent, client = (_free_port() for _ in range(4))
     started = subprocess.run(
-        [RAY_BIN, "start", "--head", f"--port={RAY_PORT}", f"--dashboard-port={DASHBOARD_PORT}",
+        [RAY_BIN, "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
+         f"--dashboard-agent-listen-port={agent}", f"--ray-client-server-port={client}", f"--temp-dir={temp_dir}",
          "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
         capture_output=True, text=True, env=env, timeout=180,
     )
-    assert started.returncode == 0, started.stdout + started.stderr
-    yield f"127.0.0.1:{RAY_PORT}", f"http://127.0.0.1:{DASHBOARD_PORT}"
+    if started.returncode != 0:
+        _stop_head(temp_dir)
+        raise AssertionError(started.stdout + started.stderr)
+    yield f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
     import ray
 
     ray.shutdown()
-    subprocess.run([RAY_BIN, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    _stop_head(temp_dir)
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

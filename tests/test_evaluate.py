@@ -1,0 +1,67 @@
+"""The evaluation job end to end on a real local Ray with a tiny random Mistral."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import item, write_jsonl
+from jobs.common import job_main
+from pipeline.config import EvaluateConfig, PrepareConfig, load_config
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_mistral, ray_session, tmp_path_factory):
+    from pipeline.prepare import run_prepare
+
+    root = tmp_path_factory.mktemp("evaldata")
+    data = write_jsonl(root / "in.jsonl", [item(i, topic=f"Topic {i % 3}", fmt=["chat", "email"][i % 2])
+                                           for i in range(30)])
+    cfg = load_config(PrepareConfig, None, [f"data.paths=[{data}]", f"data.output_dir={root / 'prep'}",
+                                            f"model.name_or_path={tiny_mistral}"])
+    manifest = run_prepare(cfg).manifest
+    return root / "prep", manifest
+
+
+def evaluate(tiny_mistral, prepared, out, *extra):
+    from jobs.evaluate import run
+
+    argv = [f"engine.model={tiny_mistral}", "engine.max_new_tokens=16", "engine.batch_size=4",
+            f"data.prepared_dir={prepared}", f"output_dir={out}", "actors=2", *extra]
+    assert job_main(EvaluateConfig, run, None, argv) == 0
+
+
+@pytest.mark.slow
+def test_predictions_and_metrics_for_every_test_example(tiny_mistral, prepared, tmp_path, capsys):
+    prep_dir, manifest = prepared
+    evaluate(tiny_mistral, prep_dir, tmp_path / "a")
+    pred = pd.read_parquet(tmp_path / "a" / "predictions.parquet")
+    n_test = manifest["splits"]["test"]["records"]
+    assert len(pred) == n_test and pred["id"].is_unique
+    for col in ("gold_verdict", "pred_verdict", "raw_output", "parse_status", "p_violation", "grounded_rate",
+                "latency_s", "new_tokens", "prompt_tokens"):
+        assert col in pred.columns
+    assert pred["p_violation"].between(0, 1).all()
+    assert set(pred["parse_status"]) <= {"ok", "repaired", "invalid_schema", "parse_error"}
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["n"] == n_test and metrics["run"]["data_manifest_hash"] == manifest["content_hash"]
+    assert (tmp_path / "a" / "report.html").stat().st_size > 10_000
+    assert "verdict F1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_probability_only_run_and_comparison(tiny_mistral, prepared, tmp_path, capsys):
+    prep_dir, _ = prepared
+    evaluate(tiny_mistral, prep_dir, tmp_path / "base", "generate=false", "data.limit=4")
+    evaluate(tiny_mistral, prep_dir, tmp_path / "tuned", "data.limit=4", f"compare_to=[{tmp_path / 'base'}]")
+    assert len(pd.read_parquet(tmp_path / "base" / "predictions.parquet")) == 4
+    comparison = list((tmp_path / "tuned" / "comparison").glob("comparison.*"))
+    assert {p.suffix for p in comparison} >= {".md", ".html", ".png"}
+    assert "base" in capsys.readouterr().out
+
+
+def test_missing_split_is_a_clear_error(tiny_mistral, tmp_path, ray_session):
+    from jobs.evaluate import run
+
+    code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={tmp_path}"])
+    assert code == 1
