@@ -29,12 +29,16 @@ def run(cfg: EvaluateConfig) -> None:
     metrics = run_evaluation(cfg)
     v = metrics["verdict"]
     print(f"{metrics['run']['examples']} examples  verdict F1 {v['f1']:.3f}  accuracy {v['accuracy']:.3f}  "
-          f"JSON valid {metrics['json_validity']['rate']:.1%}  grounded {metrics['grounding']['rate'] or 0:.1%}")
+          f"JSON valid {_pct(metrics['json_validity']['rate'])}  grounded {_pct(metrics['grounding']['rate'])}")
     runs = [(cfg.title or "this run", metrics)] + [
         (Path(p).name, json.loads((Path(p) / "metrics.json").read_text())) for p in cfg.compare_to]
     if len(runs) > 1:
         print(comparison_text(runs))
     print(f"report: {Path(cfg.output_dir) / 'report.html'}")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -430,5 +430,28 @@ class EvaluateConfig(Strict):
     )
     actors: int = Field(1, ge=1, description="Engine replicas (Ray actors); one per GPU on GPU clusters.")
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per engine actor (1 on GPU clusters, 0 on CPU).")
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per engine actor.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray cluster to run on.")
+
+    @model_validator(mode="after")
+    def _something_to_measure(self):
+        if not self.generate and not self.probability:
+            raise ValueError("generate=false and probability=false leave nothing to evaluate; enable one")
+        return self
+
+
+class ScoreConfig(Strict):
+    """Config of jobs/score.py: triage a large archive of communications, explain the flagged ones."""
+
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="The detector and how it runs.")
+    paths: list[str] = Field(..., min_length=1, description="Archive: JSON Lines (.jsonl/.gz) or Parquet files/folders/URIs.")
+    text_field: str = Field("text", description="Field holding the communication text.")
+    id_field: str = Field("id", description="Field holding the communication id (line position when absent).")
+    output_dir: str = Field("runs/score", description="Scores Parquet, rejects and summary go here.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="P(NON_COMPLIANT) at or above which a message is flagged.")
+    explain: bool = Field(True, description="Generate the full verdict (evidence, rule, reasoning) for flagged messages.")
+    max_chars: int = Field(50_000, ge=100, description="Longer communications are rejected (counted), not cut.")
+    actors: int = Field(1, ge=1, description="Engine replicas (Ray actors); one per GPU on GPU clusters.")
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per engine actor.")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per engine actor.")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray cluster to run on.")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import EngineConfig, EvaluateConfig, config_to_dict
+from pipeline.metrics import NOT_GENERATED
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,14 @@ INPUT_COLUMNS = ["id", "scenario", "format", "source", *GOLD]
 class PredictBatch:
     """Ray Data actor: communications -> parsed, grounded predictions (and the verdict probability)."""
 
-    def __init__(self, engine: dict, generate: bool, probability: bool, grounding_threshold: float):
+    def __init__(self, engine: dict, generate: bool, probability: bool, grounding_threshold: float,
+                 cpus: float = 1.0, threshold: float = 0.5):
         from pipeline.engine import Detector
 
+        cpu_threads(cpus)
         self.detector = Detector(EngineConfig.model_validate(engine))
         self.generate, self.probability = generate, probability
-        self.grounding_threshold = grounding_threshold
+        self.grounding_threshold, self.threshold = grounding_threshold, threshold
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         texts = batch["scenario"].tolist()
@@ -44,6 +47,11 @@ class PredictBatch:
             rows = [predict_row(g, text, self.grounding_threshold)
                     for g, text in zip(self.detector.generate(texts), texts)]
             out = pd.concat([out.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+        else:  # triage only: the verdict is the probability at the threshold; nothing else is predicted
+            out["pred_verdict"] = np.where(out["p_violation"] >= self.threshold, "NON_COMPLIANT", "COMPLIANT")
+            for col in ("pred_topic", "pred_severity", "pred_rule"):
+                out[col] = None
+            out["parse_status"], out["grounded_rate"], out["n_quotes"] = NOT_GENERATED, np.nan, 0
         out["model_version"] = self.detector.info["version"]
         return out
 
@@ -96,6 +104,28 @@ def read_inputs(cfg: EvaluateConfig):
     return ds
 
 
+def check_actor_resources(actors: int, cpus_per_actor: float, keep_free: float) -> None:
+    """Engine actors must leave `keep_free` CPUs for Ray Data's readers (a read task takes a whole
+    CPU), or the job waits forever. Raises ValueError naming the keys."""
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 0)
+    if actors * cpus_per_actor > total - keep_free:
+        raise ValueError(
+            f"actors={actors} x cpus_per_actor={cpus_per_actor:g} needs more than the {total - keep_free:g} CPU(s) "
+            f"this {total:g}-CPU cluster can give engine actors; lower actors or cpus_per_actor"
+        )
+
+
+def cpu_threads(cpus: float) -> None:
+    """Ray sets OMP threads to the integer CPU share; use every (fractional) CPU the actor was given."""
+    import math
+
+    import torch
+
+    torch.set_num_threads(max(1, math.ceil(cpus)))
+
+
 def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Predict every example, write predictions/metrics/report; return the metrics dict.
 
@@ -109,13 +139,16 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     from pipeline.runtime import provenance
 
     t0 = time.time()
+    check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=0)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ds = read_inputs(cfg)
+    # An evaluation set is small: read it whole first, so engine actors may take every CPU.
+    ds = read_inputs(cfg).materialize()
     predictions = ds.map_batches(
         PredictBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), generate=cfg.generate,
                                                  probability=cfg.probability,
-                                                 grounding_threshold=cfg.grounding_threshold),
+                                                 grounding_threshold=cfg.grounding_threshold,
+                                                 cpus=cfg.cpus_per_actor, threshold=cfg.threshold),
         batch_format="pandas", batch_size=max(cfg.engine.batch_size, 8),
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,
         num_cpus=cfg.cpus_per_actor,

@@ -26,6 +26,8 @@ from sklearn.metrics import (
 )
 
 from pipeline.parsing import VALID_STATUSES
+
+NOT_GENERATED = "not_generated"  # parse_status of probability-only predictions
 from pipeline.schema import (
     NONE_LABEL,
     SEVERITIES,
@@ -122,7 +124,9 @@ def compute_metrics(pred: pd.DataFrame, threshold: float = 0.5, prevalences=(0.0
         "severity": _label_block(gold_sev, pred_sev, list(SEVERITIES)),
         "rule": _rule_block(df, y_true),
         "json_validity": {
-            "rate": float(df["parse_status"].isin(VALID_STATUSES).mean()),
+            # Probability-only (triage) runs generate nothing: no JSON to judge.
+            "rate": (float(df.loc[generated, "parse_status"].isin(VALID_STATUSES).mean())
+                     if (generated := df["parse_status"] != NOT_GENERATED).any() else None),
             "by_status": {str(k): int(v)
                           for k, v in df["parse_status"].fillna("missing").value_counts().items()},
         },

@@ -27,7 +27,7 @@ def evaluate(tiny_mistral, prepared, out, *extra):
     from jobs.evaluate import run
 
     argv = [f"engine.model={tiny_mistral}", "engine.max_new_tokens=16", "engine.batch_size=4",
-            f"data.prepared_dir={prepared}", f"output_dir={out}", "actors=2", *extra]
+            f"data.prepared_dir={prepared}", f"output_dir={out}", "actors=1", "cpus_per_actor=2", *extra]
     assert job_main(EvaluateConfig, run, None, argv) == 0
 
 
@@ -64,4 +64,12 @@ def test_missing_split_is_a_clear_error(tiny_mistral, tmp_path, ray_session):
     from jobs.evaluate import run
 
     code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={tmp_path}"])
+    assert code == 1
+
+
+def test_actors_taking_every_cpu_are_refused(tiny_mistral, prepared, tmp_path):
+    from jobs.evaluate import run
+
+    code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={prepared[0]}",
+                                                "actors=2", "cpus_per_actor=1.5"])
     assert code == 1

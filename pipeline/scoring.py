@@ -1,0 +1,118 @@
+"""Archive scoring as a Ray Data batch job: triage every communication, explain the flagged ones.
+
+Each communication gets P(NON_COMPLIANT) from one forward pass (cheap); only those at or above
+the threshold are run through generation for the full verdict with evidence. Lines that cannot be
+read (bad JSON, missing text, too long) are written to rejects, so read = scored + rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.config import EngineConfig, ScoreConfig, config_to_dict
+
+ARCHIVE_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("file", pa.string()), ("line", pa.int64()),
+                            ("reason", pa.string())])
+
+
+def archive_rows(batch: pa.Table, text_field: str, id_field: str, max_chars: int) -> pa.Table:
+    """Raw JSONL line rows (pipeline.reader) -> (id, text) rows; unreadable lines keep a reject reason."""
+    out = []
+    for row in batch.to_pylist():
+        rid, text, reason = f"{Path(row['path']).name}:{row['line']}", "", row["error"] or ""
+        if not reason:
+            try:
+                obj = json.loads(row["raw"].decode("utf-8"))
+                text = obj.get(text_field) if isinstance(obj, dict) else None
+                rid = str(obj.get(id_field, rid)) if isinstance(obj, dict) else rid
+                reason = ("missing_text" if not isinstance(text, str) or not text.strip()
+                          else "too_long" if len(text) > max_chars else "")
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                reason = "invalid_json"
+            if row["oversize"]:
+                reason = "line_too_large"
+        out.append({"id": rid, "text": text if not reason else "", "file": row["path"], "line": row["line"],
+                    "reason": reason})
+    return pa.Table.from_pylist(out, schema=ARCHIVE_SCHEMA)
+
+
+class ScoreBatch:
+    """Ray Data actor: probability for every message, a generated verdict for the flagged ones."""
+
+    def __init__(self, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
+        from pipeline.engine import Detector
+        from pipeline.evaluation import cpu_threads
+
+        cpu_threads(cpus)
+        self.detector = Detector(EngineConfig.model_validate(engine))
+        self.threshold, self.explain = threshold, explain
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from pipeline.evaluation import predict_row
+
+        out = batch.drop(columns=["text"]).copy()
+        texts = batch["text"].tolist()
+        out["p_violation"] = self.detector.verdict_probability(texts)
+        out["flagged"] = out["p_violation"] >= self.threshold
+        flagged = [i for i, f in enumerate(out["flagged"]) if f]
+        rows = [{} for _ in texts]
+        if self.explain and flagged:
+            for i, gen in zip(flagged, self.detector.generate([texts[i] for i in flagged])):
+                rows[i] = predict_row(gen, texts[i], 90.0)
+        explained = pd.DataFrame(rows, index=out.index)
+        keep = [c for c in ("pred_json", "pred_verdict", "pred_topic", "pred_severity", "pred_rule", "evidence",
+                            "parse_status", "grounded_rate", "new_tokens") if c in explained]
+        out = pd.concat([out, explained[keep]], axis=1) if keep else out
+        out["model_version"] = self.detector.info["version"]
+        return out
+
+
+def run_scoring(cfg: ScoreConfig) -> dict:
+    """Score an archive; write scores/ (Parquet), rejects.jsonl and summary.json; return the summary."""
+    import ray.data
+
+    from pipeline.data import clean_output
+    from pipeline.manifest import write_json
+    from pipeline.prepare import check_inputs
+    from pipeline.reader import JsonLinesSource
+    from pipeline.runtime import provenance
+
+    from pipeline.evaluation import check_actor_resources
+
+    t0 = time.time()
+    check_inputs(cfg.paths)
+    check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=1)  # archives stream
+    out = Path(cfg.output_dir)
+    if all(str(p).endswith(".parquet") or Path(p).is_dir() and any(Path(p).glob("*.parquet")) for p in cfg.paths):
+        ds = ray.data.read_parquet(cfg.paths).map_batches(
+            lambda t: pa.table({"id": t[cfg.id_field].cast(pa.string()), "text": t[cfg.text_field],
+                                "file": pa.array([""] * len(t)), "line": pa.array([0] * len(t), pa.int64()),
+                                "reason": pa.array([""] * len(t))}), batch_format="pyarrow")
+    else:
+        ds = ray.data.read_datasource(JsonLinesSource(cfg.paths, max_line_bytes=max(cfg.max_chars * 4, 1 << 20)))
+        ds = ds.map_batches(archive_rows, fn_kwargs=dict(text_field=cfg.text_field, id_field=cfg.id_field,
+                                                         max_chars=cfg.max_chars), batch_format="pyarrow")
+    rows = ds.materialize()
+    rejects = rows.filter(expr="reason != ''").to_pandas()
+    scored = rows.filter(expr="reason == ''").drop_columns(["reason"]).map_batches(
+        ScoreBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), threshold=cfg.threshold,
+                                               explain=cfg.explain, cpus=cfg.cpus_per_actor),
+        batch_format="pandas", batch_size=max(cfg.engine.batch_size, 8),
+        compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,
+        num_cpus=cfg.cpus_per_actor)
+    clean_output(str(out), staging_only=True)
+    scored.write_parquet(str(out / "scores"))
+    stats = ray.data.read_parquet(str(out / "scores")).select_columns(["flagged"]).to_pandas()
+    out.mkdir(parents=True, exist_ok=True)
+    rejects[["file", "line", "id", "reason"]].to_json(out / "rejects.jsonl", orient="records", lines=True)
+    summary = {"read": int(len(stats) + len(rejects)), "scored": int(len(stats)), "rejected": int(len(rejects)),
+               "flagged": int(stats["flagged"].sum()), "threshold": cfg.threshold,
+               "rejects_by_reason": {k: int(v) for k, v in rejects["reason"].value_counts().items()},
+               "seconds": round(time.time() - t0, 1), "config": config_to_dict(cfg), **provenance()}
+    write_json(str(out / "summary.json"), summary)
+    return summary
