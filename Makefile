@@ -27,8 +27,17 @@ $(STAMP): pyproject.toml
 	$(PY) -c "from pipeline.models import ensure_embedded_model; print('embedded model:', ensure_embedded_model())"
 	touch $(STAMP)
 
+# The whole pipeline on the bundled sample with the embedded model, on this machine's CPU:
+# prepare -> fine-tune (LoRA) -> evaluate base and fine-tuned on the test split (side by side) -> serve.
+DEMO_ADAPTER := runs/adapters/smollm2-sample-lora
 demo: setup
 	$(PY) -m jobs.prepare --config jobs/configs/prepare_sample.yaml
+	$(PY) -m jobs.train --config jobs/configs/train_embedded_cpu.yaml
+	$(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=embedded \
+	  output_dir=runs/eval/base title="SmolLM2-135M-Instruct (base)"
+	$(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=$(DEMO_ADAPTER) \
+	  output_dir=runs/eval/demo title="SmolLM2-135M-Instruct + LoRA" compare_to=[runs/eval/base]
+	$(PY) -m jobs.serve --config serve/config_demo.yaml --smoke adapters.demo=$(DEMO_ADAPTER) default_adapter=demo
 
 test: setup
 	$(PY) -m pytest -m "not gpu" -q

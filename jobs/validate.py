@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline import config as C
 
-JOBS = {"prepare": C.PrepareConfig, "evaluate": C.EvaluateConfig, "score": C.ScoreConfig}
+JOBS = {"prepare": C.PrepareConfig, "train": C.TrainConfig, "evaluate": C.EvaluateConfig, "score": C.ScoreConfig}
 
 
 def config_class(path: str, job: str | None) -> type:

@@ -229,6 +229,9 @@ class TrainSettings(Strict):
         "micro-batch: less padding); 'batch_rebalance' (variable micro-batch sizes of balanced token cost).")
     attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3"] = Field(
         "sdpa", description="Attention kernel; flash_attention_* need the flash-attn package and a GPU.")
+    fused_lm_head: bool = Field(
+        True, description="TRL's fused LM head: logits only for answer tokens, in tiles, never the whole "
+        "vocab x sequence tensor (less memory on GPU). Off: the model's own head, faster for small CPU models.")
     eval_steps: int = Field(50, ge=1, description="Evaluate the validation split every this many optimizer steps.")
     eval_on_start: bool = Field(False, description="Also evaluate before the first step (a baseline eval_loss; "
                                 "skipped when resuming).")

@@ -5,6 +5,8 @@ re-tokenises or re-templates: each row becomes ``input_ids`` plus ``completion_m
 tokens, 1 on the answer and its EOS) and ``labels`` (the ids with -100 on the prompt). Labels are
 built here because TRL 1.16 builds them during its own dataset preparation, which we skip
 (``skip_prepare_dataset``) so that TRL cannot truncate, re-tokenise or re-template anything.
+
+The driver-side checks (`preflight`, `pin_run`, `check_output_dir`) run before any worker starts.
 """
 
 from __future__ import annotations
@@ -13,9 +15,24 @@ import hashlib
 import json
 import logging
 import os
+from pathlib import Path
+
+from pipeline.config import config_to_dict
 
 log = logging.getLogger(__name__)
 
+RUN_FILE = "complyray_run.json"
+# Settings a resumed run must share with the run that wrote its checkpoints; anything else
+# (max_steps, eval cadence, patience, failures, outputs) may change between submissions.
+PINNED = {
+    "model": ["name_or_path", "revision"],
+    "lora": ["r", "alpha", "dropout", "target_modules"],
+    "quantization": ["load_in_4bit", "quant_type", "double_quant", "compute_dtype"],
+    "train": ["learning_rate", "micro_batch_size", "grad_accum", "lr_scheduler", "warmup_ratio", "weight_decay",
+              "optim", "seed", "packing", "sampling", "full_finetune", "precision", "deepspeed"],
+    "data": ["limit"],
+    "ray": ["num_workers"],
+}
 SPLITS = ("train", "validation")
 COLUMNS = ["id", "input_ids", "prompt_tokens", "num_tokens"]
 
@@ -155,3 +172,42 @@ def preflight(cfg, tokenizer) -> dict:
         counts[split] = {"examples": table.num_rows, "tokens": pc.sum(table["num_tokens"]).as_py() or 0}
     manifest["training"] = {"max_seq_len": max_seq_len, **counts}
     return manifest
+
+
+def _run_settings(cfg, content_hash: str) -> dict:
+    resolved = config_to_dict(cfg)
+    pinned = {f"{section}.{key}": resolved[section][key] for section, keys in PINNED.items() for key in keys}
+    pinned["data.content_hash"] = content_hash
+    return pinned
+
+
+def pin_run(cfg, content_hash: str, run_dir: str) -> bool:
+    """Record the run's resume-relevant settings in ``<run_dir>/complyray_run.json``, or, when the run
+    exists, check they match. Returns True when resuming an existing run. Raises ValueError listing
+    every changed setting: resuming checkpoints under other settings would silently mix two runs."""
+    import pyarrow.fs
+
+    from pipeline.manifest import write_json
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(f"{run_dir}/{RUN_FILE}")
+    ours = _run_settings(cfg, content_hash)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
+        with fs.open_input_stream(path) as f:
+            theirs = json.loads(f.read().decode())
+        changed = [f"{k}: {theirs.get(k)!r} -> {v!r}" for k, v in ours.items() if theirs.get(k) != v]
+        if changed:
+            raise ValueError(f"ray.run_name={cfg.run_name} in ray.storage_path already holds a run with other "
+                             f"settings ({'; '.join(changed)}); choose a new ray.run_name or delete {run_dir}")
+        return True
+    fs.create_dir(str(Path(path).parent), recursive=True)
+    write_json(f"{run_dir}/{RUN_FILE}", ours)
+    return False
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Raise ValueError if output_dir is a non-empty local folder that is not an earlier artifact
+    (publishing replaces the folder, so it must never be someone's data)."""
+    out = Path(output_dir)
+    if "://" not in output_dir and out.is_dir() and any(out.iterdir()) and not (out / "training_config.json").exists():
+        raise ValueError(f"output_dir={output_dir} holds files that are not a training artifact and would be "
+                         "replaced; choose a new or empty folder")

@@ -28,20 +28,6 @@ from pipeline.models import load_tokenizer, resolve_model_path
 
 log = logging.getLogger(__name__)
 
-RUN_FILE = "complyray_run.json"
-# Settings a resumed run must share with the run that wrote its checkpoints; anything else
-# (max_steps, eval cadence, patience, failures, outputs) may change between submissions.
-PINNED = {
-    "model": ["name_or_path", "revision"],
-    "lora": ["r", "alpha", "dropout", "target_modules"],
-    "quantization": ["load_in_4bit", "quant_type", "double_quant", "compute_dtype"],
-    "train": ["learning_rate", "micro_batch_size", "grad_accum", "lr_scheduler", "warmup_ratio", "weight_decay",
-              "optim", "seed", "packing", "sampling", "full_finetune", "precision", "deepspeed"],
-    "data": ["limit"],
-    "ray": ["num_workers"],
-}
-
-
 def resolve_precision(cfg: TrainConfig) -> str:
     """'bf16' or 'fp32': 'auto' means bf16 on a bf16-capable GPU, fp32 on CPU (where bf16 autocast is slow)."""
     if cfg.train.precision != "auto":
@@ -96,9 +82,9 @@ def sft_args(cfg: TrainConfig, output_dir: str, precision: str, deepspeed: dict 
         lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_ratio,  # a float < 1 is a ratio in transformers 5
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim=t.optim,
         bf16=precision == "bf16", fp16=False, use_cpu=not cfg.ray.use_gpu,
-        gradient_checkpointing=t.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        gradient_checkpointing=t.gradient_checkpointing,  # non-reentrant by default in transformers 5
         eval_strategy="steps", eval_steps=t.eval_steps, eval_on_start=eval_on_start,
+        prediction_loss_only=True,  # else evaluation keeps every example's vocab-wide logits (GBs)
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=cfg.ray.checkpoints_to_keep + 1,
         logging_strategy="steps", logging_steps=t.logging_steps, logging_first_step=True,
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
@@ -115,6 +101,7 @@ def sft_args(cfg: TrainConfig, output_dir: str, precision: str, deepspeed: dict 
 
 
 def _trainer_class():
+    from transformers import Trainer
     from trl import SFTTrainer
 
     class ComplianceSFTTrainer(SFTTrainer):
@@ -125,6 +112,14 @@ def _trainer_class():
         """
 
         throughput = None
+        fused_lm_head = True
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.fused_lm_head:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # The model's own head and loss (same labels, same token averaging); skips TRL's metrics.
+            return Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, return_outputs,
+                                        num_items_in_batch)
 
         def log(self, logs, start_time=None):
             if self.throughput is not None and "loss" in logs:
@@ -153,37 +148,8 @@ def build_trainer(cfg: TrainConfig, tokenizer, train_ds, eval_ds, output_dir: st
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
         peft_config=None if cfg.train.full_finetune else lora_config(cfg), callbacks=extra)
     trainer.throughput = throughput
+    trainer.fused_lm_head = cfg.train.fused_lm_head
     return trainer
-
-
-def _run_settings(cfg: TrainConfig, content_hash: str) -> dict:
-    resolved = config_to_dict(cfg)
-    pinned = {f"{section}.{key}": resolved[section][key] for section, keys in PINNED.items() for key in keys}
-    pinned["data.content_hash"] = content_hash
-    return pinned
-
-
-def pin_run(cfg: TrainConfig, content_hash: str, run_dir: str) -> bool:
-    """Record the run's resume-relevant settings in ``<run_dir>/complyray_run.json``, or, when the run
-    exists, check they match. Returns True when resuming an existing run. Raises ValueError listing
-    every changed setting: resuming checkpoints under other settings would silently mix two runs."""
-    import pyarrow.fs
-
-    from pipeline.manifest import write_json
-
-    fs, path = pyarrow.fs.FileSystem.from_uri(f"{run_dir}/{RUN_FILE}")
-    ours = _run_settings(cfg, content_hash)
-    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
-        with fs.open_input_stream(path) as f:
-            theirs = json.loads(f.read().decode())
-        changed = [f"{k}: {theirs.get(k)!r} -> {v!r}" for k, v in ours.items() if theirs.get(k) != v]
-        if changed:
-            raise ValueError(f"ray.run_name={cfg.run_name} in ray.storage_path already holds a run with other "
-                             f"settings ({'; '.join(changed)}); choose a new ray.run_name or delete {run_dir}")
-        return True
-    fs.create_dir(str(Path(path).parent), recursive=True)
-    write_json(f"{run_dir}/{RUN_FILE}", ours)
-    return False
 
 
 def _absolute(path: str) -> str:
@@ -208,10 +174,12 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from pipeline.train_data import preflight
+    from pipeline.runtime import provenance
+    from pipeline.train_data import check_output_dir, pin_run, preflight
 
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
     manifest = preflight(cfg, tokenizer)
+    check_output_dir(cfg.output_dir)
     cfg = cfg.model_copy(update={
         "data": cfg.data.model_copy(update={"prepared_dir": _absolute(cfg.data.prepared_dir)}),
         "ray": cfg.ray.model_copy(update={"storage_path": _absolute(cfg.ray.storage_path), "run_name": cfg.run_name}),
@@ -221,7 +189,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     deepspeed = json.loads(Path(cfg.train.deepspeed).read_text()) if cfg.train.deepspeed else None
     run_key = hashlib.sha1(run_dir.encode()).hexdigest()[:10]
     payload = {
-        "config": config_to_dict(cfg), "deepspeed": deepspeed, "run_dir": run_dir,
+        "config": config_to_dict(cfg), "deepspeed": deepspeed, "run_dir": run_dir, "provenance": provenance(),
         "local_dir": str(Path(tempfile.gettempdir()) / "complyray-train" / f"{cfg.run_name}-{run_key}"),
         "data": {"content_hash": manifest["content_hash"], "prepared_dir": cfg.data.prepared_dir,
                  **manifest["training"]},
@@ -258,10 +226,11 @@ def _setup_worker_logging(rank: int) -> None:
     import datasets
     import transformers
 
-    level = logging.INFO if rank == 0 else logging.WARNING
-    logging.basicConfig(level=level, format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pipeline").setLevel(level)
-    transformers.logging.set_verbosity(level)
+    # Libraries stay at WARNING (their INFO dumps whole model configs); our own progress on rank 0 only.
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.WARNING)  # Ray leaves the root at INFO, where dill disassembles code
+    logging.getLogger("pipeline").setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    transformers.logging.set_verbosity_warning()
     datasets.disable_progress_bars()
 
 
@@ -270,7 +239,7 @@ def train_worker(payload: dict) -> None:
     import ray.train
     import ray.train.torch
 
-    from pipeline.train_artifacts import FaultDrill, ReportToRay, write_artifacts
+    from pipeline.train_artifacts import FaultDrill, ReportToRay, reporting_targets, write_artifacts
     from pipeline.train_data import load_datasets
 
     cfg = TrainConfig.model_validate(payload["config"])
@@ -291,7 +260,7 @@ def train_worker(payload: dict) -> None:
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
     train_ds, eval_ds = load_datasets(cfg.data.prepared_dir, cfg.data.limit, cfg.data.eval_limit,
                                       payload["data"]["max_seq_len"], tokenizer.eos_token_id)
-    report_to = _reporting(cfg, payload["run_dir"], local_dir) if rank == 0 else []
+    report_to = reporting_targets(cfg, payload["run_dir"], local_dir) if rank == 0 else []
     callbacks = [ReportToRay(payload)]
     if cfg.train.fault_drill_step is not None:
         callbacks.append(FaultDrill(cfg.train.fault_drill_step, armed=checkpoint is None))
@@ -306,8 +275,8 @@ def train_worker(payload: dict) -> None:
         if resumed_from is not None:
             log.info("resuming from the step-%d checkpoint %s", resumed_from, checkpoint.path)
         started = time.time()
-        output = trainer.train(resume_from_checkpoint=resume)
-        metrics = write_artifacts(trainer, cfg, payload, output, resumed_from, time.time() - started,
+        trainer.train(resume_from_checkpoint=resume)
+        metrics = write_artifacts(trainer, cfg, payload, resumed_from, time.time() - started,
                                   local_dir, rank)
     ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))})
 
@@ -317,23 +286,3 @@ def _resume_step(resume: str | None) -> int | None:
         return None
     state = json.loads(Path(resume, "trainer_state.json").read_text())
     return int(state["global_step"])
-
-
-def _reporting(cfg: TrainConfig, run_dir: str, local_dir: Path) -> list[str]:
-    """Where rank 0 logs: TensorBoard under the run folder (written locally first when storage is a
-    cloud URI), MLflow when a tracking URI is set. Raises RuntimeError when mlflow is missing."""
-    report_to = []
-    if cfg.train.tensorboard:
-        tb = f"{run_dir}/tensorboard" if "://" not in run_dir else str(local_dir / "tensorboard")
-        os.environ["TENSORBOARD_LOGGING_DIR"] = tb
-        report_to.append("tensorboard")
-    if cfg.train.mlflow_tracking_uri:
-        import importlib.util
-
-        if importlib.util.find_spec("mlflow") is None:
-            raise RuntimeError("train.mlflow_tracking_uri is set but mlflow is not installed on the workers: "
-                               "pip install mlflow, or set train.mlflow_tracking_uri=null")
-        os.environ["MLFLOW_TRACKING_URI"] = cfg.train.mlflow_tracking_uri
-        os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "complyray")
-        report_to.append("mlflow")
-    return report_to

@@ -1,0 +1,432 @@
+"""The complyray Ray Serve application: an HTTP ingress (FastAPI) in front of Detector replicas.
+
+    serve run serve/config_demo.yaml                     # embedded model on CPU, http://127.0.0.1:8000/docs
+    serve deploy serve/config_mistral7b_gpu.yaml          # onto a running cluster (GPU replicas, autoscaling)
+    python -m jobs.serve --config serve/config_demo.yaml --smoke
+
+Endpoints (OpenAPI at /docs): POST /v1/analyze, /v1/analyze/batch, /v1/score, /v1/chat/completions
+(OpenAI-compatible), GET /v1/models, /healthz, /readyz. Inputs are checked here, before any model
+work: an empty text is a 422, an over-long one a 413 naming the limit, an unknown model a 404
+listing the known ones. Overload is a fast 503: when every Detector replica holds
+`detector.max_ongoing_requests` and `detector.max_queued_requests` more wait here, Serve raises
+BackPressureError at once and it is answered as JSON. Every delivered decision gets an audit line.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the real body types of the class-based routes
+# after Serve pickles the app (string annotations fail to resolve there).
+import asyncio
+import importlib.metadata
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from ray import serve
+from ray.serve import Application
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RayServeException
+from ray.serve.handle import DeploymentHandle
+
+from serve.audit import AuditLog
+from serve.auth import key_matches, resolve_api_key
+from serve.config import ServeAppConfig, check_adapter_folders, parse_app_config, with_absolute_paths
+from serve.replica import DetectorServer
+from serve.schemas import (
+    Analysis, AnalyzeRequest, BatchAnalysis, BatchAnalyzeRequest, ChatCompletion, ChatCompletionRequest,
+    ErrorResponse, ModelCard, ModelList, ScoreRequest, ScoreResponse,
+)
+
+log = logging.getLogger("ray.serve")
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("complyray")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on PYTHONPATH, not installed (the GPU machine)
+        import pipeline
+
+        return pipeline.__version__
+
+
+api = FastAPI(
+    title="complyray detector", version=_package_version(),
+    description="Judges financial-advisor communications for SEC/FINRA violations: verdict JSON, "
+    "P(NON_COMPLIANT), evidence grounding. Errors are JSON: {\"error\": {\"message\", \"type\", \"code\"}}.",
+    responses={s: {"model": ErrorResponse} for s in (401, 404, 413, 422, 503)},
+)
+bearer = HTTPBearer(auto_error=False, description="The API key, when the service has auth.enabled.")
+
+
+class ApiError(Exception):
+    """An error answered as JSON with its status code (never a bare 500 for a client's mistake)."""
+
+    def __init__(self, status: int, message: str, kind: str, problems: list[str] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+        self.problems, self.headers = problems, headers
+
+
+def error_json(status: int, message: str, kind: str, problems: list[str] | None = None,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"message": message, "type": kind, "code": status}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+@api.exception_handler(ApiError)
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return error_json(exc.status, exc.message, exc.kind, exc.problems, exc.headers)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = []
+    for e in exc.errors():
+        if e["type"] == "json_invalid":
+            problems.append(f"body: not valid JSON ({e.get('ctx', {}).get('error', 'decode error')} at character "
+                            f"{e['loc'][-1]})")
+            continue
+        where = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+        problems.append(f"{where}: {e['msg']}")
+    return error_json(422, "; ".join(problems), "invalid_request", problems)
+
+
+@api.exception_handler(Exception)
+async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s", request.url.path)
+    return error_json(500, f"internal error ({type(exc).__name__}); see the service logs", "internal_error")
+
+
+def _ingress() -> "Ingress | None":
+    """This replica's Ingress instance (dependencies and middleware have no `self`); None outside a replica."""
+    try:
+        return serve.get_replica_context().servable_object
+    except RayServeException:
+        return None
+
+
+@api.middleware("http")
+async def _observe(request: Request, call_next):
+    """Request counts by endpoint and status, latency; early 413 for bodies no valid request can have."""
+    ingress, t0 = _ingress(), time.perf_counter()
+    if ingress is None:
+        return await call_next(request)
+    size = request.headers.get("content-length", "0")
+    size = int(size) if size.isdigit() else 0  # a malformed length is the HTTP server's to reject
+    if size > ingress.max_body_bytes:
+        response = error_json(413, f"request body of {size} bytes exceeds {ingress.max_body_bytes} "
+                              "(limits.max_chars x limits.max_batch_items)", "too_large")
+    else:
+        try:
+            response = await call_next(request)
+        except Exception:
+            ingress.metrics.observe(request, 500, t0)
+            raise
+    ingress.metrics.observe(request, response.status_code, t0)
+    return response
+
+
+def require_api_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    """401 unless the bearer token is the service's key (no-op when auth is off)."""
+    ingress = _ingress()
+    if ingress is None:  # fail closed: never serve /v1 without knowing whether auth is on
+        raise RuntimeError("require_api_key called outside an Ingress replica")
+    expected = ingress.api_key
+    if expected is not None and not key_matches(credentials.credentials if credentials else "", expected):
+        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "unauthorized",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+class IngressMetrics:
+    """ray.util.metrics, exported on each node's Prometheus endpoint (prefixed ray_ by Ray)."""
+
+    def __init__(self):
+        from ray.util.metrics import Counter, Histogram
+
+        self.requests = Counter("complyray_requests", description="HTTP requests by endpoint and status.",
+                                tag_keys=("endpoint", "status"))
+        self.latency = Histogram("complyray_request_latency_ms", description="HTTP request latency (ms).",
+                                 boundaries=[5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
+                                 tag_keys=("endpoint",))
+        self.decisions = Counter("complyray_decisions", description="Decisions delivered, by verdict and model.",
+                                 tag_keys=("verdict", "model", "endpoint"))
+
+    def observe(self, request: Request, status: int, t0: float) -> None:
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        self.requests.inc(tags={"endpoint": endpoint, "status": str(status)})
+        self.latency.observe((time.perf_counter() - t0) * 1000, tags={"endpoint": endpoint})
+
+
+def _clean_verdict(verdict: dict | None) -> dict | None:
+    """The parsed verdict with every field as the response schema types it (odd values become text)."""
+    if verdict is None:
+        return None
+    out = {k: v if v is None or isinstance(v, str) else str(v) for k, v in verdict.items() if k != "evidence_list"}
+    quotes = verdict.get("evidence_list")
+    out["evidence_list"] = None
+    if isinstance(quotes, list):
+        out["evidence_list"] = [q if isinstance(q, str) else json.dumps(q) for q in quotes]
+    if out.get("final_verdict") not in ("COMPLIANT", "NON_COMPLIANT"):
+        out["final_verdict"] = None
+    return out
+
+
+def build_analysis(raw: dict, text: str, threshold: float) -> dict:
+    """A replica's raw result (probability, generated text) -> the parsed, grounded Analysis fields."""
+    from pipeline.grounding import ground_evidence
+    from pipeline.parsing import parse_verdict
+
+    parsed = parse_verdict(raw["text"])
+    verdict = _clean_verdict(parsed.verdict)
+    checks = ground_evidence((verdict or {}).get("evidence_list") or [], text, threshold)
+    return {
+        "verdict": verdict, "verdict_probability": raw["verdict_probability"], "format_mass": raw["format_mass"],
+        "parse_status": parsed.status, "parse_error": parsed.error, "parse_problems": parsed.problems,
+        "repairs": parsed.repairs,
+        "evidence": [{"quote": g.quote, "grounded": g.grounded, "exact": g.exact, "score": round(g.score, 1)}
+                     for g in checks],
+        "all_evidence_grounded": all(g.grounded for g in checks) if checks else None,
+        "finished": raw["finished"], "usage": {"prompt_tokens": raw["prompt_tokens"],
+                                               "completion_tokens": raw["new_tokens"]},
+        "model": raw["model"], "batch_size": raw["batch_size"], "raw_text": raw["text"],
+    }
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(api)
+class Ingress:
+    """HTTP front: validation, auth, model (adapter) choice, response shaping, audit, metrics."""
+
+    def __init__(self, detector: DeploymentHandle, config: dict):
+        from pipeline.engine import resolve_source
+        from pipeline.formatting import ChatFormatter
+        from pipeline.models import load_tokenizer
+
+        self.cfg = cfg = ServeAppConfig.model_validate(config)
+        self.detector = detector
+        self.api_key = resolve_api_key(cfg.auth)
+        self.metrics = IngressMetrics()
+        self.audit = None
+        if cfg.audit.path:
+            path = cfg.audit.path.replace("{replica}", serve.get_replica_context().replica_tag)
+            self.audit = AuditLog(path, cfg.audit.include_text)
+        self.max_body_bytes = cfg.limits.max_chars * 4 * cfg.limits.max_batch_items + (1 << 20)
+        # Prompt lengths are checked here, before queueing, with each model's own instruction text.
+        base = resolve_source(cfg.engine.model, cfg.engine.adapter)
+        self.tokenizer = load_tokenizer(base.tokenizer)
+        created = int(time.time())
+        default = cfg.default_adapter or cfg.base_name
+        self.formatters = {cfg.base_name: ChatFormatter(self.tokenizer, base.system_prompt, base.system_role)}
+        self.cards = {cfg.base_name: ModelCard(id=cfg.base_name, created=created, base=base.base,
+                                               adapter_dir=base.adapter, version=base.version,
+                                               default=default == cfg.base_name)}
+        for name, folder in cfg.adapters.items():
+            src = resolve_source(folder)
+            self.formatters[name] = ChatFormatter(self.tokenizer, src.system_prompt, src.system_role)
+            self.cards[name] = ModelCard(id=name, created=created, base=base.base, adapter_dir=folder,
+                                         version=src.version, default=default == name)
+        # Requests for an adapter carry its name as the multiplexed model id: Serve routes them to a replica
+        # that has it attached, and the replica's loader attaches it when none has.
+        self.handles = {name: detector if name == cfg.base_name else detector.options(multiplexed_model_id=name)
+                        for name in self.cards}
+
+    # -- checks ------------------------------------------------------------------------------------------------
+    def _model(self, requested: str | None) -> str:
+        """The model name a request is served by: its field, else the serve_multiplexed_model_id header, else the
+        default. Raises ApiError 404 for a name this service does not serve."""
+        name = requested or serve.get_multiplexed_model_id() or self.cfg.default_adapter or self.cfg.base_name
+        if name not in self.cards:
+            raise ApiError(404, f"unknown model {name!r}; this service serves {list(self.cards)}",
+                           "model_not_found")
+        return name
+
+    def _check_texts(self, texts: list[tuple[str, Any, str]]) -> None:
+        """(where, text, model) triples; raises one ApiError listing every problem (422 if any is malformed,
+        else 413 for sizes over the limits)."""
+        lim = self.cfg.limits
+        problems: list[tuple[int, str]] = []
+        for where, text, name in texts:
+            if not isinstance(text, str) or not text.strip():
+                problems.append((422, f"{where}: is empty; send the communication's text"))
+            elif len(text) > lim.max_chars:
+                problems.append((413, f"{where}: {len(text)} characters exceed the limit of {lim.max_chars} "
+                                      "(limits.max_chars)"))
+            else:
+                n = len(self.tokenizer(self.formatters[name].prompt(text), add_special_tokens=False)["input_ids"])
+                if n > lim.max_prompt_tokens:
+                    problems.append((413, f"{where}: the prompt is {n} tokens, over the limit of "
+                                          f"{lim.max_prompt_tokens} (limits.max_prompt_tokens); shorten the text"))
+        if problems:
+            status = 422 if any(s == 422 for s, _ in problems) else 413
+            messages = [m for _, m in problems]
+            kind = "invalid_request" if status == 422 else "too_large"
+            raise ApiError(status, "; ".join(messages), kind, messages)
+
+    def _check_count(self, n: int, field: str) -> None:
+        if n == 0:
+            raise ApiError(422, f"{field}: is empty; send at least one communication", "invalid_request")
+        if n > self.cfg.limits.max_batch_items:
+            limit = self.cfg.limits.max_batch_items
+            raise ApiError(413, f"{field}: {n} communications exceed the limit of {limit} per request "
+                                "(limits.max_batch_items); split the request", "too_large")
+
+    # -- model calls ---------------------------------------------------------------------------------------------
+    async def _call(self, method: str, name: str, text: str) -> dict:
+        """One communication through a Detector replica (batched there with concurrent calls)."""
+        try:
+            return await getattr(self.handles[name], method).remote(text)
+        except BackPressureError as e:
+            raise ApiError(503, f"overloaded, retry shortly: {e.message}", "overloaded",
+                           headers={"Retry-After": str(max(1, round(e.retry_after_s or 1)))}) from e
+        except DeploymentUnavailableError as e:
+            raise ApiError(503, f"the model is unavailable: {e.message}", "unavailable") from e
+
+    async def _analyze(self, items: list[tuple[str, str]]) -> tuple[list[dict], float]:
+        """(text, model) pairs -> parsed, grounded analyses, and the perf_counter time the work started."""
+        t0 = time.perf_counter()
+        raws = await asyncio.gather(*(self._call("analyze", name, text) for text, name in items))
+        threshold = self.cfg.grounding_threshold
+        analyses = [build_analysis(raw, text, threshold) for raw, (text, _) in zip(raws, items)]
+        return analyses, t0
+
+    def _deliver(self, endpoint: str, rows: list[tuple[str, str | None, dict]], t0: float) -> float:
+        """Audit and count delivered decisions: (text, client id, analysis or score with its request_id) rows.
+        Returns the latency (ms) since `t0`."""
+        latency_ms = (time.perf_counter() - t0) * 1000
+        records = []
+        for text, client_id, result in rows:
+            verdict = (result.get("verdict") or {}).get("final_verdict")
+            self.metrics.decisions.inc(tags={"verdict": verdict or "none", "model": result["model"]["name"],
+                                             "endpoint": endpoint})
+            if self.audit:
+                records.append(self.audit.record(
+                    request_id=result["request_id"], endpoint=endpoint, text=text, client_id=client_id,
+                    model=result["model"], verdict=verdict, probability=result["verdict_probability"],
+                    parse_status=result.get("parse_status"), latency_ms=latency_ms))
+        if self.audit:
+            self.audit.write(records)
+        return latency_ms
+
+    # -- endpoints -----------------------------------------------------------------------------------------------
+    @api.get("/healthz", tags=["probes"], summary="The process is alive")
+    async def healthz(self) -> dict:
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["probes"], summary="A model replica is loaded and answering (503 until then)")
+    async def readyz(self):
+        try:
+            info = await asyncio.wait_for(self.detector.info.remote(), timeout=5)
+        except (asyncio.TimeoutError, BackPressureError, DeploymentUnavailableError) as e:
+            return error_json(503, f"not ready: no model replica answered ({type(e).__name__})", "not_ready")
+        return {"status": "ready", "model": info}
+
+    @api.get("/v1/models", response_model=ModelList, dependencies=[Depends(require_api_key)], tags=["v1"],
+             summary="Models served: the base and each adapter, with versions (OpenAI list shape)")
+    async def models(self) -> ModelList:
+        return ModelList(data=list(self.cards.values()))
+
+    @api.post("/v1/analyze", response_model=Analysis, dependencies=[Depends(require_api_key)], tags=["v1"],
+              summary="Judge one communication")
+    async def analyze(self, body: AnalyzeRequest) -> dict:
+        name = self._model(body.adapter)
+        self._check_texts([("text", body.text, name)])
+        request_id = str(uuid.uuid4())
+        analyses, t0 = await self._analyze([(body.text, name)])
+        result = {**analyses[0], "request_id": request_id, "id": body.id, "metadata": body.metadata}
+        result["latency_ms"] = self._deliver("analyze", [(body.text, body.id, result)], t0)
+        return result
+
+    @api.post("/v1/analyze/batch", response_model=BatchAnalysis, dependencies=[Depends(require_api_key)],
+              tags=["v1"], summary="Judge several communications (batched with all concurrent requests)")
+    async def analyze_batch(self, body: BatchAnalyzeRequest) -> dict:
+        self._check_count(len(body.items), "items")
+        names = [self._model(item.adapter or body.adapter) for item in body.items]
+        self._check_texts([(f"items.{i}.text", item.text, name)
+                           for i, (item, name) in enumerate(zip(body.items, names))])
+        request_id = str(uuid.uuid4())
+        analyses, t0 = await self._analyze([(item.text, name) for item, name in zip(body.items, names)])
+        results = [{**a, "request_id": str(uuid.uuid4()), "id": item.id, "metadata": item.metadata}
+                   for a, item in zip(analyses, body.items)]
+        latency_ms = self._deliver("batch", [(it.text, it.id, r) for it, r in zip(body.items, results)], t0)
+        for r in results:
+            r["latency_ms"] = latency_ms
+        return {"request_id": request_id, "results": results, "latency_ms": latency_ms}
+
+    @api.post("/v1/score", response_model=ScoreResponse, dependencies=[Depends(require_api_key)], tags=["v1"],
+              summary="P(NON_COMPLIANT) only: one forward pass, no generation (triage)")
+    async def score(self, body: ScoreRequest) -> dict:
+        if (body.text is None) == (body.texts is None):
+            raise ApiError(422, "give exactly one of `text` or `texts`", "invalid_request")
+        texts = [body.text] if body.text is not None else body.texts
+        self._check_count(len(texts), "texts")
+        name = self._model(body.adapter)
+        where = ["text"] if body.text is not None else [f"texts.{i}" for i in range(len(texts))]
+        self._check_texts([(w, t, name) for w, t in zip(where, texts)])
+        request_id, t0 = str(uuid.uuid4()), time.perf_counter()
+        raws = await asyncio.gather(*(self._call("score", name, t) for t in texts))
+        results = [{"request_id": str(uuid.uuid4()), **r} for r in raws]
+        latency_ms = self._deliver("score", [(t, None, r) for t, r in zip(texts, results)], t0)
+        return {"request_id": request_id, "model": raws[0]["model"], "latency_ms": latency_ms, "results": results}
+
+    @api.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(require_api_key)],
+              tags=["openai"], summary="OpenAI-compatible: the last user message is judged; the verdict JSON is "
+              "the assistant's answer; `model` picks the adapter")
+    async def chat_completions(self, body: ChatCompletionRequest) -> dict:
+        if body.stream:
+            raise ApiError(400, "stream=true is not supported: a verdict is returned whole; send stream=false",
+                           "invalid_request")
+        name = self._model(body.model)
+        users = [i for i, m in enumerate(body.messages) if m.role == "user"]
+        if not users:
+            raise ApiError(422, "messages: no message with role 'user'; the last user message is the "
+                                "communication", "invalid_request")
+        content = body.messages[users[-1]].content
+        text = content if isinstance(content, str) else "\n".join(
+            p.get("text", "") for p in (content or []) if isinstance(p, dict) and p.get("type") == "text")
+        self._check_texts([(f"messages.{users[-1]}.content", text, name)])
+        request_id = str(uuid.uuid4())
+        analyses, t0 = await self._analyze([(text, name)])
+        a = {**analyses[0], "request_id": request_id}
+        latency_ms = self._deliver("chat", [(text, None, a)], t0)
+        answer = json.dumps(a["verdict"], ensure_ascii=False) if a["verdict"] else a["raw_text"]
+        usage = a["usage"]
+        return {
+            "id": f"chatcmpl-{request_id}", "created": int(time.time()), "model": name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                         "finish_reason": "stop" if a["finished"] else "length"}],
+            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+            "complyray": {**a, "latency_ms": latency_ms},
+        }
+
+
+def deployment_options(cfg: ServeAppConfig) -> tuple[dict, dict]:
+    """Serve options of the (Detector, Ingress) deployments from the config."""
+    d, i = cfg.detector, cfg.ingress
+    detector = {"max_ongoing_requests": d.max_ongoing_requests, "max_queued_requests": d.max_queued_requests,
+                "ray_actor_options": {"num_cpus": d.num_cpus, "num_gpus": d.num_gpus}}
+    if d.autoscaling is not None:
+        detector["autoscaling_config"] = d.autoscaling.model_dump()
+    else:
+        detector["num_replicas"] = d.num_replicas or 1
+    ingress = {"num_replicas": i.num_replicas, "max_ongoing_requests": i.max_ongoing_requests,
+               "max_queued_requests": i.max_queued_requests, "ray_actor_options": {"num_cpus": i.num_cpus}}
+    return detector, ingress
+
+
+def build_app(args: dict) -> Application:
+    """Serve application builder (`import_path: serve.app:build_app`, `args:` = ServeAppConfig).
+
+    Raises ConfigError listing every problem in the args, or a missing adapter folder.
+    """
+    cfg = with_absolute_paths(parse_app_config(args))
+    check_adapter_folders(cfg)
+    detector_opts, ingress_opts = deployment_options(cfg)
+    config = cfg.model_dump(mode="json")
+    detector = DetectorServer.options(**detector_opts).bind(config)
+    return Ingress.options(**ingress_opts).bind(detector, config)

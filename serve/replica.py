@@ -1,0 +1,254 @@
+"""The Detector deployment: one model per replica, dynamic batching, LoRA adapters multiplexed on it.
+
+* One base model per replica, loaded by the engine's `Detector` (CPU or GPU, from the config).
+* `analyze` and `score` each feed a `@serve.batch` queue (max_batch_size, batch_wait_timeout_s):
+  concurrent requests run through the engine's batched `verdict_probability` (and `generate` for
+  analyze) together. Serve forms a batch from what arrives within the wait, busy model or not; the
+  replica merges every batch that arrived while the model was busy into its next call (up to
+  max_batch_size), so under load the model runs full batches. Each result says how many
+  communications shared its model call.
+* Adapters: Serve routes a request to a replica by its multiplexed model id (the adapter name);
+  the replica's `@serve.multiplexed` loader attaches that adapter to the one base model with PEFT
+  (`load_adapter`), and detaches the least recently used beyond `max_adapters_per_replica`, so
+  memory is one base plus small adapters, never a model copy per adapter. Serve 2.60 already splits
+  a batch by model id; the batch is grouped by adapter again here, so a mixed batch is still right.
+* The model runs in one worker thread: the event loop keeps accepting requests (forming the next
+  batch) while a batch computes, and switching the active adapter can never race a running batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ray import serve
+
+from serve.config import ServeAppConfig
+
+log = logging.getLogger("ray.serve")
+
+
+@dataclass
+class _Waiting:
+    """A request waiting for the model: which method and model, its text, where its result goes."""
+
+    generate: bool
+    name: str
+    text: str
+    future: asyncio.Future
+
+
+class AttachedAdapter:
+    """A LoRA adapter attached to the replica's base model: what the multiplexed loader returns.
+
+    Serve calls `__del__` when it evicts the adapter (least recently used); that detaches it from the
+    base model. The flag makes the later garbage-collection call a no-op, so it cannot detach a
+    newer attachment of the same name.
+    """
+
+    def __init__(self, server: "DetectorServer", name: str, folder: str):
+        from pipeline.engine import resolve_source
+        from pipeline.formatting import ChatFormatter
+
+        self.server, self.name, self.folder = server, name, folder
+        source = resolve_source(folder)
+        self.version = source.version
+        # An adapter trained with its own instruction text must be prompted with it.
+        self.formatter = ChatFormatter(server.detector.tokenizer, source.system_prompt, source.system_role)
+        self._released = False
+        if source.base != server.detector.source.base:
+            log.warning("adapter %s was trained on %s but this replica serves %s: check adapters.%s",
+                        name, source.base, server.detector.source.base, name)
+
+    def __del__(self):
+        if not self._released:
+            self._released = True
+            self.server.detach(self.name)
+
+
+@serve.deployment(name="Detector")
+class DetectorServer:
+    """Serve deployment (bound in serve/app.py with its options from ServeAppConfig.detector)."""
+
+    def __init__(self, config: dict):
+        from pipeline.config import EngineConfig
+        from pipeline.engine import Detector
+
+        self.cfg = ServeAppConfig.model_validate(config)
+        engine = self.cfg.engine
+        if self.cfg.adapters:  # the base alone; adapters are attached on demand, never merged
+            engine = EngineConfig.model_validate({**engine.model_dump(), "adapter": None, "merge_adapter": False})
+        self.detector = Detector(engine)
+        self.base_formatter = self.detector.formatter
+        self._check_context_fits()
+        self._lock = threading.RLock()  # model state: active adapter, formatter, attach/detach
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector")
+        self._waiting: list[_Waiting] = []  # requests handed over by @serve.batch, not yet run
+        self._runner: asyncio.Task | None = None
+        self._analyze_batch.set_max_batch_size(self.cfg.batching.max_batch_size)
+        self._analyze_batch.set_batch_wait_timeout_s(self.cfg.batching.batch_wait_timeout_s)
+        self._score_batch.set_max_batch_size(self.cfg.batching.max_batch_size)
+        self._score_batch.set_batch_wait_timeout_s(self.cfg.batching.batch_wait_timeout_s)
+
+        async def load_adapter(name: str) -> AttachedAdapter:
+            folder = self.cfg.adapters[name]
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._attach, name, folder)
+
+        # Wired per instance so the LRU size comes from the config (Serve 2.60 detects this form too).
+        lru_size = self.cfg.detector.max_adapters_per_replica
+        self.get_adapter = serve.multiplexed(max_num_models_per_replica=lru_size)(load_adapter)
+        self._metrics()
+
+    def _metrics(self) -> None:
+        from ray.util.metrics import Histogram
+
+        self.batch_size_hist = Histogram(
+            "complyray_batch_size", description="Communications run through the model together, per batch.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128], tag_keys=("method", "model"))
+        self.batch_seconds_hist = Histogram(
+            "complyray_batch_seconds", description="Model time of one batch (seconds).",
+            boundaries=[0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120], tag_keys=("method", "model"))
+
+    def _check_context_fits(self) -> None:
+        positions = getattr(self.detector.model.config, "max_position_embeddings", None)
+        need = self.cfg.limits.max_prompt_tokens + self.cfg.engine.max_new_tokens
+        if positions and need > positions:
+            raise ValueError(f"limits.max_prompt_tokens + engine.max_new_tokens = {need} exceeds the model's "
+                             f"{positions} positions; lower limits.max_prompt_tokens")
+
+    # -- adapters ------------------------------------------------------------------------------------------------
+    def _attach(self, name: str, folder: str) -> AttachedAdapter:
+        from peft import PeftModel
+
+        t0 = time.time()
+        with self._lock:
+            model = self.detector.model
+            if isinstance(model, PeftModel):
+                if name not in model.peft_config:
+                    model.load_adapter(folder, adapter_name=name)
+            else:  # the first adapter turns the base into a PeftModel; later ones are added to it
+                self.detector.model = PeftModel.from_pretrained(model, folder, adapter_name=name).eval()
+        log.info("attached adapter %s from %s in %.2fs", name, folder, time.time() - t0)
+        return AttachedAdapter(self, name, folder)
+
+    def detach(self, name: str) -> None:
+        """Remove adapter `name` from the base model (Serve evicted it); no-op when already gone."""
+        with self._lock:
+            model = self.detector.model
+            if name in getattr(model, "peft_config", {}):
+                model.delete_adapter(name)
+                log.info("detached adapter %s", name)
+
+    def _activate(self, adapter: AttachedAdapter | None):
+        """Point the model and prompt formatter at `adapter` (None: the bare base); returns a context to run in.
+        Call with the lock held."""
+        from peft import PeftModel
+
+        model = self.detector.model
+        if adapter is None:
+            self.detector.formatter = self.base_formatter
+            return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()
+        if adapter.name not in model.peft_config:  # evicted between lookup and run: attach it again
+            log.warning("adapter %s was detached before its batch ran; attaching it again", adapter.name)
+            model.load_adapter(adapter.folder, adapter_name=adapter.name)
+        model.set_adapter(adapter.name)
+        self.detector.formatter = adapter.formatter
+        return contextlib.nullcontext()
+
+    # -- model work (in the worker thread) -----------------------------------------------------------------------
+    def _run_group(self, adapter: AttachedAdapter | None, texts: list[str], generate: bool) -> list[dict]:
+        t0 = time.time()
+        with self._lock:
+            with self._activate(adapter):
+                prompt_tokens = [len(p) for p in self.detector.encode_prompts(texts)]
+                probability = self.detector.verdict_probability(texts)
+                mass = self.detector.last_format_mass
+                generations = self.detector.generate(texts) if generate else [None] * len(texts)
+        seconds = time.time() - t0
+        out = []
+        for p, m, n, g in zip(probability, mass, prompt_tokens, generations):
+            row = {"verdict_probability": float(p), "format_mass": float(m), "prompt_tokens": n,
+                   "batch_size": len(texts), "model_seconds": seconds}
+            if g is not None:
+                row.update(text=g.text, new_tokens=g.new_tokens, finished=g.finished)
+            out.append(row)
+        return out
+
+    async def _process(self, texts: list[str], names: list[str], generate: bool) -> list[dict]:
+        """Queue a Serve batch for the model and wait for its results (in order)."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for text, name in zip(texts, names):
+            futures.append(loop.create_future())
+            self._waiting.append(_Waiting(generate, name, text, futures[-1]))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run_waiting())
+        return list(await asyncio.gather(*futures))
+
+    async def _run_waiting(self) -> None:
+        """Run waiting requests through the model, one (method, model) group of up to max_batch_size at a time.
+
+        Serve's @serve.batch forms a batch from the requests that arrive within batch_wait_timeout_s, whether
+        or not the model is free; here every batch that arrived while the model was busy joins the next call,
+        so under load the model runs full batches instead of many small ones.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            self._waiting = [w for w in self._waiting if not w.future.done()]  # drop cancelled requests
+            if not self._waiting:
+                return
+            head = self._waiting[0]
+            group = [w for w in self._waiting if (w.generate, w.name) == (head.generate, head.name)]
+            group = group[:self.cfg.batching.max_batch_size]
+            taken = set(map(id, group))
+            self._waiting = [w for w in self._waiting if id(w) not in taken]
+            try:
+                adapter = await self.get_adapter(head.name) if head.name != self.cfg.base_name else None
+                rows = await loop.run_in_executor(self._pool, self._run_group, adapter, [w.text for w in group],
+                                                  head.generate)
+            except Exception as e:  # fail this group's requests, keep serving the others
+                for w in group:
+                    if not w.future.done():
+                        w.future.set_exception(e)
+                continue
+            tags = {"method": "analyze" if head.generate else "score", "model": head.name}
+            self.batch_size_hist.observe(len(group), tags=tags)
+            self.batch_seconds_hist.observe(rows[0]["model_seconds"], tags=tags)
+            model = {"name": head.name, "base": self.detector.source.base,
+                     "adapter": adapter.folder if adapter else self.detector.source.adapter,
+                     "version": adapter.version if adapter else self.detector.info["version"]}
+            for w, row in zip(group, rows):
+                if not w.future.done():  # a cancelled request (client gone) has a done future
+                    w.future.set_result({**row, "model": model})
+
+    # max_concurrent_batches > 1: Serve hands every batch over at once and _run_waiting merges them.
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02, max_concurrent_batches=64)  # sizes: __init__
+    async def _analyze_batch(self, texts: list[str], names: list[str]) -> list[dict]:
+        return await self._process(texts, names, generate=True)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02, max_concurrent_batches=64)
+    async def _score_batch(self, texts: list[str], names: list[str]) -> list[dict]:
+        return await self._process(texts, names, generate=False)
+
+    # -- called by the ingress -----------------------------------------------------------------------------------
+    def _model_name(self) -> str:
+        # The ingress sets the multiplexed model id to the adapter name (unset for the base model).
+        return serve.get_multiplexed_model_id() or self.cfg.base_name
+
+    async def analyze(self, text: str) -> dict:
+        """Probability + generated verdict text for one communication, batched with concurrent calls."""
+        return await self._analyze_batch(text, self._model_name())
+
+    async def score(self, text: str) -> dict:
+        """P(NON_COMPLIANT) only (one forward pass), batched with concurrent calls."""
+        return await self._score_batch(text, self._model_name())
+
+    async def info(self) -> dict:
+        """The loaded base model's identity (answers once the model is loaded: readiness)."""
+        attached = sorted(getattr(self.detector.model, "peft_config", {}))
+        return {**self.detector.info, "adapters_attached": attached}
