@@ -101,6 +101,9 @@ def compute_metrics(pred: pd.DataFrame, threshold: float = 0.5, prevalences=(0.0
     if pred.empty:
         raise ValueError("predictions table is empty")
     df = pred.reset_index(drop=True)
+    # Tables read back from Parquet/Arrow hold pandas' <NA> in text columns: make missing values None.
+    text = [c for c in df.columns if c != "p_violation" and not pd.api.types.is_numeric_dtype(df[c])]
+    df[text] = df[text].astype(object).where(df[text].notna(), None)
     gold = df["gold_verdict"].map(normalize_verdict)
     if gold.isna().any():
         bad = df.loc[gold.isna(), "gold_verdict"].unique()[:5].tolist()
