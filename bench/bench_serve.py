@@ -1,9 +1,12 @@
 """Load benchmark of the Serve application: throughput and latency under concurrent clients, and what
 dynamic batching buys over batch-size-1 serving.
 
-    python bench/bench_serve.py                        # CPU: the embedded SmolLM2-135M (~8 min on 2 cores)
     python bench/bench_serve.py --preset 7b            # GPU machine: random-weight Mistral-7B architecture, bf16
-    python bench/bench_serve.py --requests 32 --concurrency 16 --endpoints score
+    python bench/bench_serve.py --endpoints score      # CPU: the embedded SmolLM2-135M, /v1/score only
+    python bench/bench_serve.py --endpoints analyze --analyze-requests 16 --concurrency 16
+
+On a shared 2-core CPU a full default run takes far more than 10 minutes (one 350-token prompt costs
+seconds there): run the endpoints separately, with few requests, as above.
 
 The application is deployed once per serving mode (max_batch_size=1, then --batch-size) on a local Ray;
 for each endpoint and concurrency level a separate client process (one thread per client, real HTTP)
@@ -150,7 +153,7 @@ def main() -> None:
     ap.add_argument("--preset", choices=["embedded", "7b"], default="embedded")
     ap.add_argument("--concurrency", default="16,64", help="client counts, comma separated")
     ap.add_argument("--requests", type=int, help="/v1/score requests per run (default: 64 on CPU, 512 on GPU)")
-    ap.add_argument("--analyze-requests", type=int, help="/v1/analyze requests per run (default 64 CPU, 128 GPU)")
+    ap.add_argument("--analyze-requests", type=int, help="/v1/analyze requests per run (default 16 CPU, 128 GPU)")
     ap.add_argument("--endpoints", default="score,analyze")
     ap.add_argument("--batch-size", type=int, help="dynamic batching's max_batch_size (default 16 CPU, 64 GPU)")
     ap.add_argument("--modes", help="max_batch_size values to deploy, comma separated (default: 1,--batch-size)")
@@ -160,7 +163,7 @@ def main() -> None:
     ap.add_argument("--engine-baseline", action="store_true", help="first time the engine alone (no Serve)")
     args = ap.parse_args()
     cpu = args.preset == "embedded"
-    n = {"score": args.requests or (64 if cpu else 512), "analyze": args.analyze_requests or (64 if cpu else 128)}
+    n = {"score": args.requests or (64 if cpu else 512), "analyze": args.analyze_requests or (16 if cpu else 128)}
     batch = args.batch_size or (16 if cpu else 64)
     modes = [int(m) for m in args.modes.split(",")] if args.modes else [1, batch]
     new_tokens = args.new_tokens or (16 if cpu else 32)
