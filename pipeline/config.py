@@ -184,7 +184,6 @@ class PrepareConfig(Strict):
 # Training (jobs/train.py)
 # ---------------------------------------------------------------------------------------------------------------------
 
-from pydantic import model_validator  # noqa: E402  (kept with the training section it serves)
 
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
