@@ -59,6 +59,9 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="64,128,256")
     ap.add_argument("--caches", default="dynamic,static")
     ap.add_argument("--attn", default="sdpa,sdpa_gqa", help="attention kernels to compare")
+    ap.add_argument("--variants", default=None,
+                    help="explicit attn:cache:batch list (e.g. sdpa_gqa:dynamic:128,sdpa_gqa:static:256); "
+                    "overrides --attn/--caches/--batch-sizes")
     ap.add_argument("--prefill-chunk", type=int, default=None, help="chunked prefill size (tokens)")
     ap.add_argument("--compile", action="store_true", help="also torch.compile the decode step (static cache)")
     ap.add_argument("--triage", type=int, default=512)
@@ -100,15 +103,18 @@ def main() -> None:
     # 2. Engine generation.
     variants = [(a, c, bs) for a in args.attn.split(",") for c in args.caches.split(",")
                 for bs in map(int, args.batch_sizes.split(","))]
+    if args.variants:
+        variants = [(a, c, int(bs)) for a, c, bs in (v.split(":") for v in args.variants.split(","))]
     for attn, cache, bs in variants:
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
         model.set_attn_implementation(attn)
         engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs,
                                   attn_implementation=attn, compile=args.compile,
-                              prefill_chunk_size=args.prefill_chunk,
+                                  prefill_chunk_size=args.prefill_chunk,
                                   cache_implementation=None if cache == "dynamic" else cache)
         try:
-            engine.generate(texts[:bs][:8])  # warm-up (and compilation for a static cache)
+            # Warm-up at the measured batch size (for a static cache: compilation and CUDA graphs).
+            engine.generate(texts[:bs] if cache == "static" else texts[:8])
             sync()
             t = time.time()
             gens = engine.generate(texts[: args.prompts])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -309,11 +309,16 @@ class TrainConfig(Strict):
     output_dir: str = Field("runs/adapter", description="Final artifact folder: adapter, tokenizer, metrics, loss curve.")
 
     @model_validator(mode="after")
-    def _check_combinations(self) -> "TrainConfig":
+    def _check_combinations(self, info: ValidationInfo) -> "TrainConfig":
         q, t, r = self.quantization, self.train, self.ray
         errors = []
         stage = 0
-        if t.deepspeed is not None:
+        # Ray Train workers re-validate with the JSON the driver already read (context "deepspeed"):
+        # their working directory need not hold the file a relative path names.
+        loaded = (info.context or {}).get("deepspeed")
+        if t.deepspeed is not None and loaded is not None:
+            stage = int((loaded.get("zero_optimization") or {}).get("stage", 0))
+        elif t.deepspeed is not None:
             try:
                 stage = deepspeed_zero_stage(t.deepspeed)
             except ValueError as e:

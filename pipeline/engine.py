@@ -187,10 +187,11 @@ class Detector:
             batches.append(current)
         return batches
 
-    def _pad_left(self, seqs: list[list[int]]):
+    def _pad_left(self, seqs: list[list[int]], bucket: int = 1):
+        """Left-padded ids and mask; the width is rounded up to a multiple of `bucket`."""
         import torch
 
-        width = max(len(s) for s in seqs)
+        width = -(-max(len(s) for s in seqs) // bucket) * bucket
         pad = self.tokenizer.pad_token_id
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -209,7 +210,9 @@ class Detector:
         results: list[Generation | None] = [None] * len(prompts)
         batches = self._batches([len(p) for p in prompts], self.cfg.max_new_tokens)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-            ids, mask = self._pad_left([prompts[i] for i in batch])
+            # A static cache's shape is prompt width + budget: widths in steps of 64 let compiled decode
+            # graphs be reused across batches instead of recompiled for every width.
+            ids, mask = self._pad_left([prompts[i] for i in batch], 64 if self.cfg.cache_implementation == "static" else 1)
             t0 = time.time()
             with torch.inference_mode():
                 out = self.model.generate(

@@ -242,7 +242,7 @@ def train_worker(payload: dict) -> None:
     from pipeline.train_artifacts import FaultDrill, ReportToRay, reporting_targets, write_artifacts
     from pipeline.train_data import load_datasets
 
-    cfg = TrainConfig.model_validate(payload["config"])
+    cfg = TrainConfig.model_validate(payload["config"], context={"deepspeed": payload["deepspeed"]})
     ctx = ray.train.get_context()
     rank, local_rank = ctx.get_world_rank(), ctx.get_local_rank()
     _setup_worker_logging(rank)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from conftest import item, write_jsonl
 from pipeline.config import ConfigError, PrepareConfig, TrainConfig, load_config
@@ -256,3 +257,21 @@ def test_deepspeed_configs_get_their_auto_values_from_the_trainer(name, stage, m
     assert (c["train_micro_batch_size_per_gpu"], c["gradient_accumulation_steps"], c["train_batch_size"]) == (8, 2, 16)
     assert c["bf16"]["enabled"] is True and c["fp16"]["enabled"] is False and c["gradient_clipping"] == 1.0
     assert ds.get_value("zero_optimization.stage") == stage
+
+
+def test_workers_revalidate_a_deepspeed_config_outside_the_repository(tmp_path, monkeypatch):
+    """A Ray Train worker's working directory need not hold ray_cluster/: it re-validates the config
+    with the JSON the driver read (found on the GPU machine, where ZeRO runs failed in the worker)."""
+    from pipeline.config import config_to_dict
+
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(TrainConfig, ROOT / "jobs/configs/train_mistral7b_zero3_lora.yaml", ["ray.num_workers=1"])
+    payload = config_to_dict(cfg)
+    ds = json.loads((ROOT / "ray_cluster/deepspeed/zero3.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="cannot read DeepSpeed config"):
+        TrainConfig.model_validate(payload)
+    assert TrainConfig.model_validate(payload, context={"deepspeed": ds}).train.deepspeed == cfg.train.deepspeed
+    payload["quantization"]["load_in_4bit"] = True  # the stage still comes from the JSON: ZeRO-3 + 4-bit refused
+    with pytest.raises(ValidationError, match="ZeRO-3 cannot be combined"):
+        TrainConfig.model_validate(payload, context={"deepspeed": ds})
