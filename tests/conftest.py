@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RAY_BIN = str(Path(sys.executable).parent / "ray")
+# The `ray` console script beside this Python, or the same CLI as a module where only the package
+# travelled (the GPU machine's kit has no console scripts).
+_RAY_SCRIPT = Path(sys.executable).parent / "ray"
+RAY_CMD = [str(_RAY_SCRIPT)] if _RAY_SCRIPT.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
 # `ray start --head` enforces token auth on local clusters since Ray 2.59; clients must say so too.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
@@ -52,12 +55,12 @@ def ray_head():
     # Jobs run `python ...` on the cluster: put this interpreter first on the cluster's PATH.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    token = subprocess.run([RAY_BIN, "get-auth-token", "--generate"], capture_output=True, text=True, env=env)
+    token = subprocess.run([*RAY_CMD, "get-auth-token", "--generate"], capture_output=True, text=True, env=env)
     assert token.returncode == 0, token.stderr
     temp_dir = tempfile.mkdtemp(prefix="crt-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     gcs, dashboard, agent, client = (_free_port() for _ in range(4))
     started = subprocess.run(
-        [RAY_BIN, "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
+        [*RAY_CMD, "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
          f"--dashboard-agent-listen-port={agent}", f"--ray-client-server-port={client}", f"--temp-dir={temp_dir}",
          "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
         capture_output=True, text=True, env=env, timeout=180,
