@@ -231,6 +231,10 @@ class TrainSettings(Strict):
     fused_lm_head: bool = Field(
         True, description="TRL's fused LM head: logits only for answer tokens, in tiles, never the whole "
         "vocab x sequence tensor (less memory on GPU). Off: the model's own head, faster for small CPU models.")
+    verdict_loss_weight: float = Field(
+        1.0, ge=1.0, description="Weight of each answer's verdict token in the training loss (1: the plain token "
+        "average). The verdict is one token among the answer's hundreds; > 1 puts more of the gradient on the "
+        "decision itself. Needs fused_lm_head=false; the evaluation loss stays unweighted.")
     eval_steps: int = Field(50, ge=1, description="Evaluate the validation split every this many optimizer steps.")
     eval_on_start: bool = Field(False, description="Also evaluate before the first step (a baseline eval_loss; "
                                 "skipped when resuming).")
@@ -344,6 +348,10 @@ class TrainConfig(Strict):
         if q.load_in_4bit and t.precision == "fp32":
             errors.append(_cross_field_error(("train", "precision"), "fp32",
                                              "QLoRA trains in bf16 autocast; use train.precision=auto or bf16"))
+        if t.verdict_loss_weight != 1.0 and t.fused_lm_head:
+            errors.append(_cross_field_error(("train", "verdict_loss_weight"), t.verdict_loss_weight,
+                                             "weighting the verdict token needs the model's own LM head: set "
+                                             "train.fused_lm_head=false (or verdict_loss_weight=1)"))
         if t.save_steps % t.eval_steps:
             errors.append(_cross_field_error(
                 ("train", "save_steps"), t.save_steps,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import EngineConfig
-from pipeline.formatting import ChatFormatter, answer_json
+from pipeline.formatting import ChatFormatter
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class Detector:
         self.model = model.eval()
         self.formatter = ChatFormatter(tokenizer, self.source.system_prompt, self.source.system_role)
         self.eos_ids = sorted({tokenizer.eos_token_id, *self._extra_eos()})
-        self._verdict_prefix, self._decision = self._verdict_tokens()
+        self._verdict_prefix, self._decision = self.formatter.verdict_tokens()
         self.load_seconds = time.time() - t0
         log.info("detector %s on %s/%s loaded in %.1fs", self.source.version, self.device, self.dtype,
                  self.load_seconds)
@@ -152,19 +152,6 @@ class Detector:
         gen = getattr(self.model, "generation_config", None)
         eos = getattr(gen, "eos_token_id", None)
         return [e for e in (eos if isinstance(eos, list) else [eos]) if e is not None]
-
-    def _verdict_tokens(self) -> tuple[list[int], tuple[int, int]]:
-        """The answer's fixed prefix up to the verdict value, and the first token that differs
-        between COMPLIANT and NON_COMPLIANT, both tokenised exactly as in training."""
-        probe = {"executive_summary": "x", "rule_violated": "None", "compliance_topic": "None", "severity": "NONE",
-                 "evidence_list": [], "reasoning_trace": "x"}
-        seqs = {}
-        for label in ("COMPLIANT", "NON_COMPLIANT"):
-            enc = self.formatter.encode("probe", answer_json({**probe, "final_verdict": label}))
-            seqs[label] = enc.input_ids[enc.prompt_tokens:]
-        c, nc = seqs["COMPLIANT"], seqs["NON_COMPLIANT"]
-        k = next(i for i in range(min(len(c), len(nc))) if c[i] != nc[i])
-        return c[:k], (c[k], nc[k])
 
     # -- batching ---------------------------------------------------------------------------------
     def encode_prompts(self, communications: list[str]) -> list[list[int]]:

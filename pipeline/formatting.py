@@ -107,6 +107,20 @@ class ChatFormatter:
         if not self.eos:
             raise ValueError("the tokenizer has no EOS token; the model could not learn to stop")
 
+    def verdict_tokens(self) -> tuple[list[int], tuple[int, int]]:
+        """The answer's fixed prefix up to the verdict value, and the first token that differs between
+        COMPLIANT and NON_COMPLIANT (ids of the COMPLIANT / NON_COMPLIANT answers), tokenised exactly as
+        in training. The engine's verdict probability and the trainer's verdict weight both use it."""
+        probe = {"executive_summary": "x", "rule_violated": "None", "compliance_topic": "None", "severity": "NONE",
+                 "evidence_list": [], "reasoning_trace": "x"}
+        seqs = {}
+        for label in ("COMPLIANT", "NON_COMPLIANT"):
+            enc = self.encode("probe", answer_json({**probe, "final_verdict": label}))
+            seqs[label] = enc.input_ids[enc.prompt_tokens:]
+        c, nc = seqs["COMPLIANT"], seqs["NON_COMPLIANT"]
+        k = next(i for i in range(min(len(c), len(nc))) if c[i] != nc[i])
+        return c[:k], (c[k], nc[k])
+
     def prompt(self, scenario: str) -> str:
         """The generation prompt for a communication (what inference feeds the model)."""
         return render_prompt(self.tokenizer, scenario, self.system_prompt, self.system_role)

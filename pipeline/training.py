@@ -100,6 +100,46 @@ def sft_args(cfg: TrainConfig, output_dir: str, precision: str, deepspeed: dict 
     )
 
 
+class VerdictWeight:
+    """The extra loss that gives each answer's verdict token `weight` times the weight of any other token.
+
+    The verdict is one token among the answer's hundreds, yet it is the decision the detector exists for;
+    with a plain token average a small model learns the answer's form long before the judgement. Each
+    answer starts where the labels stop being -100 (several per row when padding-free packing is on); its
+    verdict token sits right after the fixed prefix `{"final_verdict": "`, found by matching the prefix's
+    ids (rows whose tokens do not match it are left unweighted). Returns (weight - 1) x the verdict
+    tokens' summed cross-entropy over the same denominator as the token average.
+    """
+
+    def __init__(self, prefix: list[int], weight: float):
+        self.prefix, self.weight = prefix, weight
+
+    def positions(self, labels) -> tuple[list[int], list[int]]:
+        """(rows, columns) of the verdict tokens in `labels` [batch, seq]."""
+        import torch
+
+        answer = labels != -100
+        starts = answer & ~torch.nn.functional.pad(answer[:, :-1], (1, 0), value=False)
+        k = len(self.prefix)
+        rows, cols = [], []
+        for r, c in starts.nonzero().tolist():
+            if c + k < labels.shape[1] and labels[r, c:c + k].tolist() == self.prefix:
+                rows.append(r)
+                cols.append(c + k)
+        return rows, cols
+
+    def extra_loss(self, logits, labels, num_items_in_batch=None):
+        import torch
+
+        rows, cols = self.positions(labels)
+        if not rows:
+            return logits.new_zeros(())
+        r, c = torch.tensor(rows, device=logits.device), torch.tensor(cols, device=logits.device)
+        ce = torch.nn.functional.cross_entropy(logits[r, c - 1].float(), labels[r, c], reduction="sum")
+        denom = num_items_in_batch if num_items_in_batch is not None else (labels[:, 1:] != -100).sum()
+        return (self.weight - 1.0) * ce / denom
+
+
 def _trainer_class():
     from transformers import Trainer
     from trl import SFTTrainer
@@ -113,13 +153,21 @@ def _trainer_class():
 
         throughput = None
         fused_lm_head = True
+        verdict_weight: VerdictWeight | None = None
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if self.fused_lm_head:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             # The model's own head and loss (same labels, same token averaging); skips TRL's metrics.
-            return Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, return_outputs,
-                                        num_items_in_batch)
+            inputs = {**inputs, "use_cache": False}
+            if self.verdict_weight is None or not model.training:  # evaluation loss stays the plain average
+                return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+            loss, outputs = Trainer.compute_loss(self, model, inputs, True, num_items_in_batch)
+            # Trainer scales a loss averaged over the global token count by the process count; so must we.
+            scale = (self.accelerator.num_processes if self.args.average_tokens_across_devices
+                     and self.model_accepts_loss_kwargs and num_items_in_batch is not None else 1)
+            loss = loss + scale * self.verdict_weight.extra_loss(outputs.logits, inputs["labels"], num_items_in_batch)
+            return (loss, outputs) if return_outputs else loss
 
         def log(self, logs, start_time=None):
             if self.throughput is not None and "loss" in logs:
@@ -149,6 +197,11 @@ def build_trainer(cfg: TrainConfig, tokenizer, train_ds, eval_ds, output_dir: st
         peft_config=None if cfg.train.full_finetune else lora_config(cfg), callbacks=extra)
     trainer.throughput = throughput
     trainer.fused_lm_head = cfg.train.fused_lm_head
+    if cfg.train.verdict_loss_weight != 1.0:
+        from pipeline.formatting import ChatFormatter
+
+        prefix, _ = ChatFormatter(tokenizer).verdict_tokens()
+        trainer.verdict_weight = VerdictWeight(prefix, cfg.train.verdict_loss_weight)
     return trainer
 
 

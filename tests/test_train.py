@@ -89,6 +89,39 @@ def test_collated_labels_mask_exactly_prompt_and_padding(prepared, tiny_mistral,
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+def test_verdict_weight_finds_each_answers_verdict_token_and_adds_exactly_its_loss(prepared, tiny_mistral, tmp_path):
+    from pipeline.models import load_tokenizer
+    from pipeline.train_data import load_datasets
+    from pipeline.training import build_trainer
+
+    cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.num_workers=1", "train.fused_lm_head=false",
+                    "train.verdict_loss_weight=5")
+    tok = load_tokenizer(str(tiny_mistral))
+    train, val = load_datasets(cfg.data.prepared_dir, None, 8, 768, tok.eos_token_id)
+    trainer = build_trainer(cfg, tok, train, val, str(tmp_path / "hf"), precision="fp32")
+    rows = [0, 1, 2, 3]
+    batch = dict(trainer.data_collator([train[i] for i in rows]))
+    weight = trainer.verdict_weight
+    found_rows, cols = weight.positions(batch["labels"])
+    assert found_rows == [0, 1, 2, 3]
+    assert tok.decode(weight.prefix).replace(" ", "").endswith('{"final_verdict":"')
+    for r, c in zip(found_rows, cols):  # the token after the prefix starts this row's verdict
+        assert tok.decode(batch["labels"][r, c:c + 4]).lstrip().startswith(("COMP", "NON"))
+    # Packed rows (padding-free): every answer in the row is found.
+    packed = torch.cat([batch["labels"][0], batch["labels"][1]]).unsqueeze(0)
+    assert len(weight.positions(packed)[0]) == 2
+    trainer.model.train()
+    with torch.no_grad():
+        weighted = trainer.compute_loss(trainer.model, dict(batch)).item()
+        trainer.model.eval()
+        plain = trainer.compute_loss(trainer.model, dict(batch)).item()  # evaluation: unweighted
+        logits = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    r, c = torch.tensor(found_rows), torch.tensor(cols)
+    ce = torch.nn.functional.cross_entropy(logits[r, c - 1], batch["labels"][r, c], reduction="sum")
+    n = (batch["labels"][:, 1:] != -100).sum()
+    assert weighted == pytest.approx(plain + 4 * ce.item() / n.item(), rel=1e-4)
+
+
 def test_padding_free_batches_give_the_same_logits_as_padded_ones(prepared, tiny_mistral):
     from transformers import AutoModelForCausalLM
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -224,6 +257,7 @@ def test_bad_configs_fail_fast_through_the_job_naming_each_key():
 @pytest.mark.parametrize("overrides, key", [
     (["train.full_finetune=true", "train.merge_adapter=true"], "train.merge_adapter"),
     (["train.save_steps=30", "train.eval_steps=20"], "train.save_steps=30"),
+    (["train.verdict_loss_weight=3"], "train.verdict_loss_weight=3.0: weighting the verdict token needs"),
     (["train.fault_drill_step=50"], "train.fault_drill_step=50: a fault drill needs ray.max_failures"),
     (["train.deepspeed=nowhere.json", "ray.use_gpu=true"], "train.deepspeed='nowhere.json': cannot read"),
     (["ray.use_gpu=true", "quantization.load_in_4bit=true", "train.full_finetune=true"], "train.full_finetune"),
