@@ -34,6 +34,7 @@ $(STAMP): pyproject.toml
 DEMO_ADAPTER := runs/adapters/smollm2-sample-lora
 demo: setup
 	$(PY) -m jobs.prepare --config jobs/configs/prepare_sample.yaml
+	rm -rf runs/ray/smollm2-sample-lora  # each demo trains afresh (the same run name would resume)
 	$(PY) -m jobs.train --config jobs/configs/train_embedded_cpu.yaml
 	$(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=embedded \
 	  output_dir=runs/eval/base title="SmolLM2-135M-Instruct (base)"
