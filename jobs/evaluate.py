@@ -30,8 +30,8 @@ def run(cfg: EvaluateConfig) -> None:
     v = metrics["verdict"]
     print(f"{metrics['run']['examples']} examples  verdict F1 {v['f1']:.3f}  accuracy {v['accuracy']:.3f}  "
           f"JSON valid {_pct(metrics['json_validity']['rate'])}  grounded {_pct(metrics['grounding']['rate'])}")
-    runs = [(cfg.title or "this run", metrics)] + [
-        (Path(p).name, json.loads((Path(p) / "metrics.json").read_text())) for p in cfg.compare_to]
+    runs = [(Path(p).name, json.loads((Path(p) / "metrics.json").read_text()))
+            for p in cfg.compare_to] + [(cfg.title or "this run", metrics)]
     if len(runs) > 1:
         print(comparison_text(runs))
     print(f"report: {Path(cfg.output_dir) / 'report.html'}")

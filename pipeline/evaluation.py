@@ -170,8 +170,9 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     if cfg.compare_to:
         from pipeline.report import write_comparison
 
-        runs = [(title, metrics)] + [(Path(p).name, json.loads((Path(p) / "metrics.json").read_text()))
-                                     for p in cfg.compare_to]
+        # The reference runs first: each delta then reads "this run minus the reference".
+        runs = [(Path(p).name, json.loads((Path(p) / "metrics.json").read_text()))
+                for p in cfg.compare_to] + [(title, metrics)]
         write_comparison(runs, out / "comparison")
     return metrics
 
