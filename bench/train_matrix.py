@@ -46,19 +46,22 @@ def ensure_inputs(model_dir: Path, prepared: Path) -> None:
 
 
 def run(cmd: list[str], log: Path | None = None) -> int:
+    """Run `cmd` from the repository root; with `log`, the full output goes there and only errors and
+    the job's summary lines are echoed."""
     print("$ " + " ".join(cmd), flush=True)
-    with open(log, "w") if log else open("/dev/null", "w") as sink:
+    if log is None:
+        return subprocess.run(cmd, cwd=ROOT).returncode
+    with open(log, "w") as sink:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:  # type: ignore[union-attr]
             sink.write(line)
-            if log is None or "Error" in line or "error:" in line or line.startswith(("trained", "artifact")):
+            if "Error" in line or "error:" in line or line.startswith(("trained", "artifact")):
                 print(line, end="", flush=True)
         return proc.wait()
 
 
-def check_artifact(out: Path, model_dir: Path, merged: bool) -> str:
+def check_artifact(out: Path, merged: bool) -> str:
     """'adapter ok' (+ 'merged ok') when plain transformers + peft load what the job wrote."""
-    import torch
     from peft import PeftConfig
 
     cfg = PeftConfig.from_pretrained(out)
@@ -69,7 +72,6 @@ def check_artifact(out: Path, model_dir: Path, merged: bool) -> str:
         AutoConfig.from_pretrained(out / "merged")
         size = sum(f.stat().st_size for f in (out / "merged").glob("*.safetensors")) / 2**30
         notes.append(f"merged ok ({size:.1f} GiB safetensors)")
-    torch.cuda.empty_cache() if torch.cuda.is_available() else None
     return ", ".join(notes)
 
 
@@ -109,7 +111,7 @@ def main() -> None:
             row.update({k: m.get(k) for k in ("global_step", "effective_batch", "eval_loss_first", "eval_loss_last",
                                              "tokens_per_second", "peak_gpu_memory_gb")})
             try:
-                row["artifact"] = check_artifact(out, model_dir, merged)
+                row["artifact"] = check_artifact(out, merged)
             except Exception as e:  # noqa: BLE001 - reported in the table, the other variants still run
                 row["artifact"] = f"FAILED: {type(e).__name__}: {e}"
         rows.append(row)

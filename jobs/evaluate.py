@@ -18,10 +18,9 @@ from pipeline.config import EvaluateConfig
 
 
 def run(cfg: EvaluateConfig) -> None:
-    import json
     from pathlib import Path
 
-    from pipeline.evaluation import run_evaluation
+    from pipeline.evaluation import comparison_runs, run_evaluation
     from pipeline.report import comparison_text
     from pipeline.runtime import init_ray
 
@@ -30,10 +29,8 @@ def run(cfg: EvaluateConfig) -> None:
     v = metrics["verdict"]
     print(f"{metrics['run']['examples']} examples  verdict F1 {v['f1']:.3f}  accuracy {v['accuracy']:.3f}  "
           f"JSON valid {_pct(metrics['json_validity']['rate'])}  grounded {_pct(metrics['grounding']['rate'])}")
-    runs = [(Path(p).name, json.loads((Path(p) / "metrics.json").read_text()))
-            for p in cfg.compare_to] + [(cfg.title or "this run", metrics)]
-    if len(runs) > 1:
-        print(comparison_text(runs))
+    if cfg.compare_to:
+        print(comparison_text(comparison_runs(cfg, metrics)))
     print(f"report: {Path(cfg.output_dir) / 'report.html'}")
 
 

@@ -21,18 +21,10 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import ConfigError, parse_overrides
+from pipeline.config import ConfigError, deep_merge, parse_overrides
 
 SMOKE_TEXT = ("Client: Is the Harbor fund safe for my retirement savings?\n"
               "Advisor: I guarantee you will not lose a cent on it.")
-
-
-def _merge(base: dict, top: dict) -> dict:
-    out = dict(base)
-    for key, value in top.items():
-        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merge(out[key], value) if both_dicts else value
-    return out
 
 
 def read_serve_config(path: str, overrides: list[str]) -> tuple[dict, dict]:
@@ -50,7 +42,7 @@ def read_serve_config(path: str, overrides: list[str]) -> tuple[dict, dict]:
     if app.get("deployments"):
         raise ConfigError(f"{p}: `deployments` overrides are for `serve deploy`; put replicas and limits in args "
                           "(detector.*, ingress.*)")
-    app["args"] = _merge(app.get("args") or {}, parse_overrides(overrides))
+    app["args"] = deep_merge(app.get("args") or {}, parse_overrides(overrides))
     parse_app_config(app["args"])  # every problem now, before Ray starts
     return doc, app
 

@@ -165,16 +165,22 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         gen_seconds = float(pred["latency_s"].sum())
         metrics["run"]["output_tokens_per_s"] = round(float(pred["new_tokens"].sum()) / max(gen_seconds, 1e-9), 1)
     write_json(str(out / "metrics.json"), metrics)
-    title = cfg.title or f"Evaluation of {metrics['run']['model_version']}"
-    write_report(pred, metrics, out, title, dict(zip(pred["id"], pred["scenario"])))
+    write_report(pred, metrics, out, run_title(cfg, metrics), dict(zip(pred["id"], pred["scenario"])))
     if cfg.compare_to:
         from pipeline.report import write_comparison
 
-        # The reference runs first: each delta then reads "this run minus the reference".
-        runs = [(Path(p).name, json.loads((Path(p) / "metrics.json").read_text()))
-                for p in cfg.compare_to] + [(title, metrics)]
-        write_comparison(runs, out / "comparison")
+        write_comparison(comparison_runs(cfg, metrics), out / "comparison")
     return metrics
+
+
+def run_title(cfg: EvaluateConfig, metrics: dict) -> str:
+    return cfg.title or f"Evaluation of {metrics['run']['model_version']}"
+
+
+def comparison_runs(cfg: EvaluateConfig, metrics: dict) -> list[tuple[str, dict]]:
+    """(name, metrics) of the `compare_to` runs, then this one: each delta reads "this run minus the reference"."""
+    return [(Path(p).name, json.loads((Path(p) / "metrics.json").read_text())) for p in cfg.compare_to] + [
+        (run_title(cfg, metrics), metrics)]
 
 
 def _manifest_hash(cfg: EvaluateConfig) -> str | None:

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.gpu
 @pytest.mark.parametrize("variant", [
     ["quantization.load_in_4bit=true"],
     ["quantization.load_in_4bit=false", f"train.deepspeed={ROOT / 'ray_cluster/deepspeed/zero2.json'}"],
-], ids=["qlora", "zero2_lora"])
+    ["quantization.load_in_4bit=false", "train.fused_lm_head=false", "train.verdict_loss_weight=30"],
+], ids=["qlora", "zero2_lora", "lora_verdict_weight"])
 def test_gpu_training_through_ray_train_learns_and_writes_an_adapter(variant, prepared, tiny_mistral, tmp_path):
     from pipeline.training import run_training
 
