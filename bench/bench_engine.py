@@ -1,12 +1,15 @@
 """Inference engine throughput on the Mistral-7B-v0.3 architecture (random weights, real v3 tokenizer).
 
-    python bench/bench_engine.py --prompts 256 --new-tokens 128            # on the GPU machine
+    python bench/bench_engine.py --prompts 512 --new-tokens 128            # on the GPU machine
 
 Side by side in one process, same model object, ~1,000-token prompts:
   1. the original plan's loop: one example at a time through `pipeline("text-generation")`;
-  2. the engine's batched greedy `generate` (batches by prompt length, left padding) at several
-     batch sizes and KV-cache kinds: output tokens/s;
-  3. the engine's verdict-only triage (`verdict_probability`, one forward pass): conversations/s.
+  2. the engine's batched greedy generation (batches by prompt length), with each decoder:
+     `static:BATCH` is complyray's loop (pipeline/decoder.py: preallocated KV cache, CUDA-graph
+     decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); output
+     tokens/s, timed over the whole set twice: cold (graph captures / compilation included) and warm;
+  3. the engine's verdict-only triage (`verdict_probability`, one forward pass), through the static
+     decoder's prefill and through transformers' forward pass: conversations/s.
 Random weights rarely emit EOS, so every sequence runs the full budget: tokens/s is the decode rate.
 """
 
@@ -56,14 +59,11 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=1000)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--baseline-examples", type=int, default=4)
-    ap.add_argument("--batch-sizes", default="64,128,256")
-    ap.add_argument("--caches", default="dynamic,static")
-    ap.add_argument("--attn", default="sdpa,sdpa_gqa", help="attention kernels to compare")
-    ap.add_argument("--variants", default=None,
-                    help="explicit attn:cache:batch list (e.g. sdpa_gqa:dynamic:128,sdpa_gqa:static:256); "
-                    "overrides --attn/--caches/--batch-sizes")
-    ap.add_argument("--prefill-chunk", type=int, default=None, help="chunked prefill size (tokens)")
-    ap.add_argument("--compile", action="store_true", help="also torch.compile the decode step (static cache)")
+    ap.add_argument("--variants", default="generate:sdpa_gqa:dynamic:128,static:128,static:256",
+                    help="comma list of static:BATCH[:PREFILL_TOKENS] and generate:ATTN:CACHE:BATCH (ATTN "
+                    "sdpa|sdpa_gqa, CACHE dynamic|static)")
+    ap.add_argument("--prefill-chunk", type=int, default=None, help="generate only: chunked prefill (tokens)")
+    ap.add_argument("--compile", action="store_true", help="generate only: torch.compile the decode step (static cache)")
     ap.add_argument("--triage", type=int, default=512)
     ap.add_argument("--triage-batch", default="16,32,64")
     ap.add_argument("--json", help="write the figures here")
@@ -101,48 +101,65 @@ def main() -> None:
     print(f"plan loop (pipeline, batch 1): {figures['plan_loop_tokens_per_s']} output tokens/s", flush=True)
 
     # 2. Engine generation.
-    variants = [(a, c, bs) for a in args.attn.split(",") for c in args.caches.split(",")
-                for bs in map(int, args.batch_sizes.split(","))]
-    if args.variants:
-        variants = [(a, c, int(bs)) for a, c, bs in (v.split(":") for v in args.variants.split(","))]
-    for attn, cache, bs in variants:
+    import pipeline.decoder as decoder_module
+    from pipeline.decoder import StaticDecoder
+
+    static, default_prefill = None, decoder_module.PREFILL_TOKENS
+    for variant in args.variants.split(","):
+        kind, *spec = variant.split(":")
+        bs = int(spec[0] if kind == "static" else spec[-1])
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
-        model.set_attn_implementation(attn)
-        engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs,
-                                  attn_implementation=attn, compile=args.compile,
-                                  prefill_chunk_size=args.prefill_chunk,
-                                  cache_implementation=None if cache == "dynamic" else cache)
+        if kind == "static":
+            decoder_module.PREFILL_TOKENS = int(spec[1]) if len(spec) > 1 else default_prefill
+            static = static or StaticDecoder(model, graphs=True)
+            engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs, decoder="static")
+            engine.decoder = static
+        else:
+            if static is not None:
+                static.release()  # its KV cache would leave generate no room
+            attn, cache = spec[0], spec[1]
+            model.set_attn_implementation(attn)
+            engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs,
+                                      attn_implementation=attn, compile=args.compile, decoder="generate",
+                                      prefill_chunk_size=args.prefill_chunk,
+                                      cache_implementation=None if cache == "dynamic" else cache)
+            engine.decoder = None
         try:
-            # Warm-up. A static cache compiles (and records CUDA graphs) once per batch shape, so it
-            # warms up on the whole set: the timed pass is the steady state of a long scoring job.
-            t = time.time()
-            engine.generate(texts[: args.prompts] if cache == "static" else texts[:8])
-            sync()
-            warm_s = time.time() - t
-            t = time.time()
-            gens = engine.generate(texts[: args.prompts])
-            sync()
-            seconds = time.time() - t
+            passes = []
+            for _ in range(2):  # cold (captures, compilation), then warm: a long scoring job's steady state
+                t = time.time()
+                gens = engine.generate(texts[: args.prompts])
+                sync()
+                passes.append(sum(g.new_tokens for g in gens) / (time.time() - t))
         except torch.OutOfMemoryError:
-            print(f"engine generate {attn} batch {bs} cache {cache}: out of memory", flush=True)
+            print(f"engine {variant}: out of memory", flush=True)
             torch.cuda.empty_cache()
             continue
-        rate = sum(g.new_tokens for g in gens) / seconds
-        figures[f"engine_{attn}_{cache}_b{bs}_tokens_per_s"] = round(rate, 1)
-        print(f"engine generate {attn:<8} batch {bs:>3} cache {cache:<7}: {rate:8.1f} output tokens/s  "
-              f"({args.prompts} prompts in {seconds:.1f}s, warm-up {warm_s:.1f}s, peak {peak_gib():.1f} GiB)", flush=True)
+        if kind == "static":
+            figures[f"engine_{variant}_seconds"] = {k: round(v, 1) for k, v in static.seconds.items()}
+            static.seconds = dict.fromkeys(static.seconds, 0.0)
+        figures[f"engine_{variant}_tokens_per_s"] = round(passes[1], 1)
+        figures[f"engine_{variant}_cold_tokens_per_s"] = round(passes[0], 1)
+        print(f"engine {variant:<28}: {passes[1]:8.1f} output tokens/s warm, {passes[0]:8.1f} cold "
+              f"({args.prompts} prompts x {args.new_tokens} new, peak {peak_gib():.1f} GiB)", flush=True)
 
-    # 3. Triage: verdict probability only.
-    for bs in map(int, args.triage_batch.split(",")):
-        engine.cfg = EngineConfig(model="unused", batch_size=bs)
-        engine.verdict_probability(texts[:bs])
-        sync()
-        t = time.time()
-        engine.verdict_probability(texts[: args.triage])
-        sync()
-        rate = args.triage / (time.time() - t)
-        figures[f"triage_b{bs}_conversations_per_s"] = round(rate, 1)
-        print(f"engine triage batch {bs:>3}: {rate:8.1f} conversations/s (peak {peak_gib():.1f} GiB)", flush=True)
+    # 3. Triage: verdict probability only, through the static decoder's right-padded prefill and
+    #    through transformers' left-padded forward pass.
+    for name, decoder in (("static", static or StaticDecoder(model, graphs=True)), ("hf_forward", None)):
+        if decoder is not None:
+            decoder.release()
+        engine.decoder = decoder
+        for bs in map(int, args.triage_batch.split(",")):
+            engine.cfg = EngineConfig(model="unused", batch_size=bs)
+            engine.verdict_probability(texts[:bs])
+            sync()
+            t = time.time()
+            engine.verdict_probability(texts[: args.triage])
+            sync()
+            rate = args.triage / (time.time() - t)
+            figures[f"triage_{name}_b{bs}_conversations_per_s"] = round(rate, 1)
+            print(f"engine triage {name:<10} batch {bs:>3}: {rate:8.1f} conversations/s (peak {peak_gib():.1f} GiB)",
+                  flush=True)
     print(json.dumps(figures, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -406,15 +406,20 @@ class EngineConfig(Strict):
     max_batch_tokens: int | None = Field(
         None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
     )
+    decoder: Literal["auto", "static", "generate"] = Field(
+        "auto", description="Generation loop. static: complyray's loop over a preallocated KV cache, its decode "
+        "step replayed as a CUDA graph on GPU (pipeline/decoder.py; Llama/Mistral models); generate: transformers' "
+        "generate. auto: static where the model supports it, else generate (logged).",
+    )
     cache_implementation: Literal["dynamic", "static"] | None = Field(
-        None, description="KV cache for generate: null = the model's default (dynamic); static preallocates it "
+        None, description="decoder=generate only. KV cache for generate: null = the model's default (dynamic); static preallocates it "
         "(no per-step copies) and allows compiled decoding."
     )
     prefill_chunk_size: int | None = Field(
-        None, ge=64, description="Prefill prompts this many tokens at a time: bounds activation memory so larger "
+        None, ge=64, description="decoder=generate only. Prefill prompts this many tokens at a time: bounds activation memory so larger "
         "batches fit (GPU). null: whole prompts at once.",
     )
-    compile: bool = Field(False, description="Let generate torch.compile the decode step (static cache; GPU).")
+    compile: bool = Field(False, description="decoder=generate only. Let generate torch.compile the decode step (static cache; GPU).")
 
 
 class EvalDataConfig(Strict):

@@ -4,8 +4,9 @@ One `Detector` holds a causal LM (base + LoRA adapter, merged for speed, or a me
 tokenizer, and builds prompts with the same `ChatFormatter` as training, so train and inference
 cannot drift. It offers:
 
-* `generate`: batched greedy decoding (deterministic), left padding, batches formed by prompt
-  length, a max-new-tokens budget, stop at EOS;
+* `generate`: batched greedy decoding (deterministic), batches formed by prompt length, a
+  max-new-tokens budget, stop at EOS; through complyray's static-cache loop (`pipeline/decoder.py`,
+  a CUDA-graph decode step on GPU) for Llama/Mistral models, else transformers' `generate`;
 * `verdict_probability`: P(NON_COMPLIANT) from a single forward pass: the prompt plus the fixed
   answer prefix ``{"final_verdict": "`` is run once and the next-token logits of the two verdicts'
   first distinct tokens are compared; no generation, so it doubles as a fast triage mode.
@@ -133,6 +134,7 @@ class Detector:
         elif model.config._attn_implementation != cfg.attn_implementation:
             model.set_attn_implementation(cfg.attn_implementation)
         self.model = model.eval()
+        self.decoder = self._static_decoder()
         self.formatter = ChatFormatter(tokenizer, self.source.system_prompt, self.source.system_role)
         self.eos_ids = sorted({tokenizer.eos_token_id, *self._extra_eos()})
         self._verdict_prefix, self._decision = self.formatter.verdict_tokens()
@@ -140,6 +142,20 @@ class Detector:
         log.info("detector %s on %s/%s loaded in %.1fs", self.source.version, self.device, self.dtype,
                  self.load_seconds)
         del torch
+
+    def _static_decoder(self):
+        """The static-cache decode loop when engine.decoder allows it and the model supports it, else None."""
+        from pipeline.decoder import StaticDecoder, unsupported_reason
+
+        if self.cfg.decoder == "generate":
+            return None
+        reason = unsupported_reason(self.model)
+        if reason and self.cfg.decoder == "static":
+            raise ValueError(f"engine.decoder=static cannot run this model: {reason}; set engine.decoder=generate")
+        if reason:
+            log.warning("engine.decoder=auto falls back to transformers generate: %s", reason)
+            return None
+        return StaticDecoder(self.model, graphs=self.device == "cuda")
 
     @property
     def info(self) -> dict:
@@ -190,26 +206,19 @@ class Detector:
     # -- generation -------------------------------------------------------------------------------
     def generate(self, communications: list[str], progress: bool = False) -> list[Generation]:
         """Greedy answers for `communications`, in input order."""
-        import torch
         from tqdm.auto import tqdm
 
         prompts = self.encode_prompts(communications)
         results: list[Generation | None] = [None] * len(prompts)
         batches = self._batches([len(p) for p in prompts], self.cfg.max_new_tokens)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-            # A static cache's shape is prompt width + budget: widths in steps of 64 let compiled decode
-            # graphs be reused across batches instead of recompiled for every width.
-            ids, mask = self._pad_left([prompts[i] for i in batch], 64 if self.cfg.cache_implementation == "static" else 1)
             t0 = time.time()
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
-                    eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
-                    cache_implementation=self.cfg.cache_implementation, disable_compile=not self.cfg.compile,
-                    prefill_chunk_size=self.cfg.prefill_chunk_size,
-                )
+            if self.decoder is not None:
+                new = self.decoder.generate([prompts[i] for i in batch], self.cfg.max_new_tokens, self.eos_ids,
+                                            self.tokenizer.pad_token_id)
+            else:
+                new = self._hf_generate([prompts[i] for i in batch])
             seconds = time.time() - t0
-            new = out[:, ids.shape[1]:].tolist()
             for row, i in enumerate(batch):
                 tokens = new[row]
                 stop = next((j for j, t in enumerate(tokens) if t in self.eos_ids), None)
@@ -217,6 +226,22 @@ class Detector:
                 results[i] = Generation(self.tokenizer.decode(kept, skip_special_tokens=True), len(prompts[i]),
                                         len(kept) + (stop is not None), stop is not None, seconds / len(batch))
         return results  # type: ignore[return-value]
+
+    def _hf_generate(self, prompts: list[list[int]]) -> list[list[int]]:
+        """New tokens of one batch through transformers' generate (engine.decoder=generate)."""
+        import torch
+
+        # A static cache's shape is prompt width + budget: widths in steps of 64 let compiled decode
+        # graphs be reused across batches instead of recompiled for every width.
+        ids, mask = self._pad_left(prompts, 64 if self.cfg.cache_implementation == "static" else 1)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
+                eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
+                cache_implementation=self.cfg.cache_implementation, disable_compile=not self.cfg.compile,
+                prefill_chunk_size=self.cfg.prefill_chunk_size,
+            )
+        return out[:, ids.shape[1]:].tolist()
 
     # -- verdict probability ---------------------------------------------------------------------
     def verdict_probability(self, communications: list[str], progress: bool = False) -> np.ndarray:
@@ -234,11 +259,14 @@ class Detector:
         c_tok, nc_tok = self._decision
         for batch in tqdm(self._batches([len(s) for s in seqs], 0), desc="score", unit="batch",
                           disable=not progress):
-            ids, mask = self._pad_left([seqs[i] for i in batch])
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                    logits_to_keep=1).logits[:, -1, :].float()
+            if self.decoder is not None:
+                logits = self.decoder.last_logits([seqs[i] for i in batch], self.tokenizer.pad_token_id)
+            else:
+                ids, mask = self._pad_left([seqs[i] for i in batch])
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                with torch.inference_mode():
+                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                        logits_to_keep=1).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
             pair = probs[:, [c_tok, nc_tok]]
             p_nc[batch] = (pair[:, 1] / pair.sum(-1).clamp(min=1e-12)).cpu().numpy()

@@ -48,6 +48,11 @@ def test_probability_is_a_distribution_and_batch_invariant(detector):
     one = np.array([detector.verdict_probability([t])[0] for t in TEXTS])
     np.testing.assert_allclose(p, one, atol=1e-4)
     assert ((detector.last_format_mass > 0) & (detector.last_format_mass <= 1)).all()
+    # The static decoder's right-padded prefill gives transformers' left-padded forward pass.
+    hf = Detector(EngineConfig(model=detector.cfg.model, decoder="generate"), model=detector.model,
+                  tokenizer=detector.tokenizer)
+    assert detector.decoder is not None and hf.decoder is None
+    np.testing.assert_allclose(p, hf.verdict_probability(TEXTS), atol=1e-5)
 
 
 def test_batches_group_by_length_and_respect_caps(detector):
@@ -72,9 +77,46 @@ def test_cuda_requested_without_gpu_is_a_clear_error(tiny_mistral):
 def test_gqa_decode_attention_matches_sdpa(tiny_mistral, cache):
     """Same greedy tokens and probabilities with the grouped decode kernel as with stock SDPA."""
     texts = TEXTS * 2
-    ref = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3, attn_implementation="sdpa"))
-    gqa = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3,
+    ref = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3, attn_implementation="sdpa",
+                                decoder="generate"))
+    gqa = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3, decoder="generate",
                                 attn_implementation="sdpa_gqa", cache_implementation=cache))
     assert gqa.model.config._attn_implementation == "sdpa_gqa"
     assert [g.text for g in gqa.generate(texts)] == [g.text for g in ref.generate(texts)]
     np.testing.assert_allclose(gqa.verdict_probability(texts), ref.verdict_probability(texts), atol=1e-5)
+
+
+def test_static_decoder_matches_generate_and_stops_each_row_at_its_eos(detector):
+    """The static-cache loop gives transformers' greedy tokens, row by row, with per-row stops."""
+    from pipeline.decoder import StaticDecoder
+
+    assert detector.decoder is not None  # engine.decoder=auto picks it for Mistral
+    prompts = detector.encode_prompts(TEXTS + [TEXTS[0] * 3])
+    hf = Detector(EngineConfig(model=detector.cfg.model, max_new_tokens=24, decoder="generate"),
+                  model=detector.model, tokenizer=detector.tokenizer)
+    full = hf._hf_generate(prompts)
+    # An "EOS" the model emits mid-answer in some rows but not others exercises the per-row stop.
+    stop = full[0][5]
+    expected = []
+    for row in full:
+        end = row.index(stop) + 1 if stop in row else len(row)
+        expected.append(row[:end])
+    dec = StaticDecoder(detector.model, graphs=False)
+    pad = detector.tokenizer.pad_token_id
+    assert dec.generate(prompts, 24, [stop], pad) == expected
+    assert any(len(r) < 24 for r in expected) and any(len(r) == 24 for r in expected)
+    assert dec.generate(prompts, 24, detector.eos_ids, pad) == full  # the cache is reused across batches
+    assert dec.generate(prompts[2:3], 24, detector.eos_ids, pad) == full[2:3]
+
+
+def test_static_decoder_refuses_sliding_window_models_clearly(detector):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from pipeline.decoder import unsupported_reason
+
+    cfg = MistralConfig(**{**detector.model.config.to_dict(), "sliding_window": 8})
+    sliding = MistralForCausalLM(cfg).eval()
+    assert "sliding_window" in unsupported_reason(sliding)
+    with pytest.raises(ValueError, match="engine.decoder=static cannot run this model"):
+        Detector(EngineConfig(model=detector.cfg.model, decoder="static"), model=sliding, tokenizer=detector.tokenizer)
+    assert Detector(EngineConfig(model=detector.cfg.model), model=sliding, tokenizer=detector.tokenizer).decoder is None

@@ -36,9 +36,9 @@ def test_gpu_training_through_ray_train_learns_and_writes_an_adapter(variant, pr
 
 def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tiny_mistral):
     base = dict(model=str(tiny_mistral), device="cuda", dtype="float32", max_new_tokens=16, batch_size=3)
-    ref = Detector(EngineConfig(**base, attn_implementation="sdpa"))
+    ref = Detector(EngineConfig(**base, attn_implementation="sdpa", decoder="generate"))
     gqa = Detector(EngineConfig(**base))
-    assert str(gqa.device).startswith("cuda")
+    assert str(gqa.device).startswith("cuda") and gqa.decoder.graphs  # the CUDA-graph loop by default
     texts = TEXTS * 2
     batched = [g.text for g in gqa.generate(texts)]
     assert batched == [g.text for g in gqa.generate(texts)] == [gqa.generate([t])[0].text for t in texts]
@@ -50,6 +50,24 @@ def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tin
 
 def test_cuda_bf16_static_cache_generation_runs_to_the_budget(tiny_mistral):
     det = Detector(EngineConfig(model=str(tiny_mistral), device="cuda", dtype="bfloat16", max_new_tokens=16,
-                                batch_size=4, cache_implementation="static", prefill_chunk_size=64))
+                                batch_size=4, decoder="generate", cache_implementation="static",
+                                prefill_chunk_size=64))
     gens = det.generate(TEXTS)
     assert len(gens) == 3 and all(0 < g.new_tokens <= 16 for g in gens)
+
+
+def test_cuda_graph_replay_equals_the_eager_static_loop_in_bf16(tiny_mistral):
+    from pipeline.decoder import StaticDecoder
+
+    det = Detector(EngineConfig(model=str(tiny_mistral), device="cuda", dtype="bfloat16", max_new_tokens=24))
+    prompts = det.encode_prompts(TEXTS * 3)
+    pad = det.tokenizer.pad_token_id
+    eager = StaticDecoder(det.model, graphs=False).generate(prompts, 24, det.eos_ids, pad)
+    graphed = det.decoder.generate(prompts, 24, det.eos_ids, pad)
+    assert graphed == eager
+    assert det.decoder.generate(prompts[:4], 24, det.eos_ids, pad) == eager[:4]  # a second captured shape
+    assert len(det.decoder._captured) == 2
+    longer = det.encode_prompts([TEXTS[1] * 4] * 12)  # the cache grows: graphs are dropped and captured anew
+    assert det.decoder.generate(longer, 24, det.eos_ids, pad) == StaticDecoder(det.model, graphs=False).generate(
+        longer, 24, det.eos_ids, pad)
+    assert det.decoder.generate(prompts, 24, det.eos_ids, pad) == eager
