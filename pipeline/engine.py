@@ -60,16 +60,19 @@ def resolve_source(model: str, adapter: str | None = None) -> ModelSource:
     from pipeline.models import resolve_model_path
 
     folder = Path(model)
-    train_cfg = {}
+    provenance = {}
     if (folder / "training_config.json").is_file():
-        train_cfg = json.loads((folder / "training_config.json").read_text())
-    fmt = train_cfg.get("format", {}) if isinstance(train_cfg.get("format"), dict) else {}
+        provenance = json.loads((folder / "training_config.json").read_text())
+    train_cfg = provenance.get("config", {})  # the resolved TrainConfig the artifact was trained with
+    fmt = provenance.get("data", {}).get("format") or {}  # the prepared data's prompt format
     system_prompt, system_role = fmt.get("system_prompt"), fmt.get("system_role", "auto")
     if (folder / "adapter_config.json").is_file() and adapter is None:
         adapter_cfg = json.loads((folder / "adapter_config.json").read_text())
+        # The configured base ('embedded', a hub id) before the adapter's recorded path: that path is
+        # where the training machine kept the base, which need not exist here.
         base = train_cfg.get("model", {}).get("name_or_path") or adapter_cfg["base_model_name_or_path"]
         tokenizer = str(folder) if (folder / "tokenizer_config.json").is_file() else resolve_model_path(base)
-        version = train_cfg.get("run_name") or folder.name
+        version = train_cfg.get("ray", {}).get("run_name") or folder.name
         return ModelSource(resolve_model_path(base), str(folder), tokenizer, system_prompt, system_role, version)
     base = resolve_model_path(model)
     return ModelSource(base, adapter, base, system_prompt, system_role,

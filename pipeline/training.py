@@ -244,8 +244,9 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     payload = {
         "config": config_to_dict(cfg), "deepspeed": deepspeed, "run_dir": run_dir, "provenance": provenance(),
         "local_dir": str(Path(tempfile.gettempdir()) / "complyray-train" / f"{cfg.run_name}-{run_key}"),
+        # The prompt format the data was prepared with: inference must build the same prompts.
         "data": {"content_hash": manifest["content_hash"], "prepared_dir": cfg.data.prepared_dir,
-                 **manifest["training"]},
+                 "format": manifest.get("config", {}).get("format", {}), **manifest["training"]},
     }
     log.info("training %s on %d worker(s) (%s): effective batch %d = micro %d x accum %d x workers %d; "
              "%d train / %d validation examples; run %s%s", cfg.model.name_or_path, cfg.ray.num_workers,

@@ -120,3 +120,22 @@ def test_static_decoder_refuses_sliding_window_models_clearly(detector):
     with pytest.raises(ValueError, match="engine.decoder=static cannot run this model"):
         Detector(EngineConfig(model=detector.cfg.model, decoder="static"), model=sliding, tokenizer=detector.tokenizer)
     assert Detector(EngineConfig(model=detector.cfg.model), model=sliding, tokenizer=detector.tokenizer).decoder is None
+
+
+def test_artifact_source_reads_the_recorded_config_and_prompt_format(tiny_mistral, tmp_path):
+    """A training artifact names its base by the configured model, not the trainer's local path."""
+    import json
+
+    from pipeline.engine import resolve_source
+
+    art = tmp_path / "artifact"
+    art.mkdir()
+    (art / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/elsewhere/base"}))
+    (art / "training_config.json").write_text(json.dumps({
+        "config": {"model": {"name_or_path": str(tiny_mistral)}, "ray": {"run_name": "run-7"}},
+        "data": {"format": {"system_prompt": "Audit this.", "system_role": "user"}},
+    }))
+    src = resolve_source(str(art))
+    assert (src.base, src.adapter, src.version) == (str(tiny_mistral), str(art), "run-7")
+    assert (src.system_prompt, src.system_role) == ("Audit this.", "user")
+    assert src.tokenizer == str(tiny_mistral)  # no tokenizer saved in the artifact: the base's
