@@ -101,17 +101,16 @@ def main() -> None:
     print(f"plan loop (pipeline, batch 1): {figures['plan_loop_tokens_per_s']} output tokens/s", flush=True)
 
     # 2. Engine generation.
-    import pipeline.decoder as decoder_module
-    from pipeline.decoder import StaticDecoder
+    from pipeline.decoder import PREFILL_TOKENS, StaticDecoder
 
-    static, default_prefill = None, decoder_module.PREFILL_TOKENS
+    static = None
     for variant in args.variants.split(","):
         kind, *spec = variant.split(":")
         bs = int(spec[0] if kind == "static" else spec[-1])
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
         if kind == "static":
-            decoder_module.PREFILL_TOKENS = int(spec[1]) if len(spec) > 1 else default_prefill
             static = static or StaticDecoder(model, graphs=True)
+            static.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
             engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs, decoder="static")
             engine.decoder = static
         else:

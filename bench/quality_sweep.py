@@ -453,15 +453,6 @@ def parse_args(argv=None):
     return args
 
 
-def ensure_model(gguf: str | None) -> Path:
-    """The converted embedded model (once), from `gguf` when given."""
-    import pipeline.models as models
-
-    if gguf:
-        models.embedded_gguf_path = lambda: Path(gguf).resolve()
-    return models.ensure_embedded_model()
-
-
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -481,7 +472,9 @@ def main(argv=None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     out = Path(args.out or workdir / "sweep.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"model: {ensure_model(args.gguf)}", flush=True)
+    from pipeline.models import ensure_embedded_model
+
+    print(f"model: {ensure_embedded_model(gguf=args.gguf)}", flush=True)
     # Data variants are built here, once, before lanes start (two lanes must not build the same folder).
     for v in variants:
         own = split_sweep_keys(v["overrides"])[1]

@@ -412,14 +412,15 @@ class EngineConfig(Strict):
         "generate. auto: static where the model supports it, else generate (logged).",
     )
     cache_implementation: Literal["dynamic", "static"] | None = Field(
-        None, description="decoder=generate only. KV cache for generate: null = the model's default (dynamic); static preallocates it "
-        "(no per-step copies) and allows compiled decoding."
+        None, description="decoder=generate only. KV cache for generate: null = the model's default (dynamic); "
+        "static preallocates it (no per-step copies) and allows compiled decoding."
     )
     prefill_chunk_size: int | None = Field(
-        None, ge=64, description="decoder=generate only. Prefill prompts this many tokens at a time: bounds activation memory so larger "
-        "batches fit (GPU). null: whole prompts at once.",
+        None, ge=64, description="decoder=generate only. Prefill prompts this many tokens at a time: bounds "
+        "activation memory so larger batches fit (GPU). null: whole prompts at once.",
     )
-    compile: bool = Field(False, description="decoder=generate only. Let generate torch.compile the decode step (static cache; GPU).")
+    compile: bool = Field(
+        False, description="decoder=generate only. Let generate torch.compile the decode step (static cache; GPU).")
 
 
 class EvalDataConfig(Strict):

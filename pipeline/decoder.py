@@ -26,13 +26,18 @@ log = logging.getLogger(__name__)
 
 SUPPORTED = ("llama", "mistral")
 WIDTH_STEP = 128  # cache widths rounded up to this: one captured graph serves many batches
-PREFILL_TOKENS = 16_384  # padded prompt tokens per prefill call: bounds activation memory (MLP ~0.5 GB on 7B)
+PREFILL_TOKENS = 16_384  # default padded prompt tokens per prefill call: bounds activation memory (MLP ~0.5 GB on 7B)
 SYNC_EVERY = 16  # decode steps between host checks for "all rows finished"
+
+
+def _causal_lm(model):
+    """The transformers causal LM inside `model` (a PEFT wrapper or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def unsupported_reason(model) -> str | None:
     """Why `model` cannot use this loop (None when it can): architecture, sliding window, extras."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = _causal_lm(model)
     cfg = base.config
     if cfg.model_type not in SUPPORTED:
         return f"model_type {cfg.model_type!r} is not one of {SUPPORTED}"
@@ -47,17 +52,19 @@ class StaticDecoder:
     """Batched greedy decoding for one loaded Llama-family model (build once, reuse for every batch).
 
     `graphs=True` (CUDA only) captures the decode step per (batch size, cache width); on CPU the same
-    step runs eagerly, which is how the tests check it against ``generate``.
+    step runs eagerly, which is how the tests check it against ``generate``. `prefill_tokens` bounds the
+    padded prompt tokens of one prefill call.
     """
 
-    def __init__(self, model, graphs: bool):
+    def __init__(self, model, graphs: bool, prefill_tokens: int = PREFILL_TOKENS):
         import torch
 
         reason = unsupported_reason(model)
         if reason:
             raise ValueError(f"the static decoder cannot run this model: {reason}; use engine.decoder=generate")
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = _causal_lm(model)
         cfg = base.config
+        self.prefill_tokens = prefill_tokens
         self.stack, self.lm_head = base.model, base.lm_head
         self.heads = cfg.num_attention_heads
         self.kv_heads = cfg.num_key_value_heads
@@ -168,7 +175,8 @@ class StaticDecoder:
         return self.lm_head(self.stack.norm(x[:, 0])).argmax(-1)
 
     def _graph_step(self, cache, first, lengths):
-        """The decode step captured for this batch size and cache width: (replay, tokens_in, positions_in, tokens_out).
+        """The decode step captured for this batch size and cache width: (step, tokens_in, positions_in),
+        `step()` replaying it and returning its output tokens.
 
         Capturing warms the step up on the batch's real first step (`first` tokens at `lengths`): the
         warm-up writes the same keys/values that step will, so the cache stays intact.
@@ -187,15 +195,19 @@ class StaticDecoder:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool):
                 out = self._step(tokens, positions, cache)
-            self._captured[key] = (graph.replay, tokens, positions, out)
+
+            def step():
+                graph.replay()
+                return out
+            self._captured[key] = (step, tokens, positions)
             log.info("captured the decode step for batch %d, cache width %d", *key)
         return self._captured[key]
 
     def _right_padded(self, prompts: list[list[int]], pad_id: int):
-        """Yield (row slice, right-padded ids on the device) in groups of about PREFILL_TOKENS tokens."""
+        """Yield (row slice, right-padded ids on the device) in groups of about `prefill_tokens` tokens."""
         import torch
 
-        per_call = max(1, PREFILL_TOKENS // max(len(p) for p in prompts))
+        per_call = max(1, self.prefill_tokens // max(len(p) for p in prompts))
         for start in range(0, len(prompts), per_call):
             chunk = prompts[start:start + per_call]
             ids = torch.full((len(chunk), max(len(p) for p in chunk)), pad_id, dtype=torch.long)
@@ -244,21 +256,19 @@ class StaticDecoder:
             out[:, 0] = first
             done = torch.isin(first, eos)
             if self.graphs:
-                replay, tokens, positions, nxt = self._graph_step(cache, first, lengths)
+                step, tokens, positions = self._graph_step(cache, first, lengths)
             else:
                 tokens, positions = torch.empty_like(first), torch.empty_like(first)
 
-                def replay():
-                    nonlocal nxt
-                    nxt = self._step(tokens, positions, cache)
-                nxt = None
+                def step():
+                    return self._step(tokens, positions, cache)
             tokens.copy_(first)
             positions.copy_(lengths)
-            for step in range(1, max_new_tokens):
-                if step % SYNC_EVERY == 0 and bool(done.all()):
+            for i in range(1, max_new_tokens):
+                if i % SYNC_EVERY == 0 and bool(done.all()):
                     break
-                replay()
-                out[:, step] = torch.where(done, pad_id, nxt)
+                nxt = step()
+                out[:, i] = torch.where(done, pad_id, nxt)
                 done |= torch.isin(nxt, eos)
                 tokens.copy_(nxt)
                 positions.add_(1)

