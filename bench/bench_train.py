@@ -133,7 +133,7 @@ def run_ours(args, model_dir, tokenizer, train, val, workdir: Path) -> dict:
     cfg = ours_config(args, model_dir)
     clock = StepClock(args.warmup)
     device = torch.device("cuda", 0) if cfg.ray.use_gpu else None
-    trainer = build_trainer(cfg, tokenizer, train, val, str(workdir / "ours"), precision=resolve_precision(cfg),
+    trainer = build_trainer(cfg, tokenizer, train, val, str(workdir / "ours"), precision=resolve_precision(cfg).precision,
                             callbacks=[clock], device=device, report_to=[])
     trainer.train()
     settings = {k: getattr(cfg.train, k) for k in ("micro_batch_size", "grad_accum", "packing", "sampling",

@@ -218,7 +218,9 @@ class TrainSettings(Strict):
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     precision: Literal["auto", "bf16", "fp32"] = Field(
-        "auto", description="'auto': bf16 autocast on a bf16-capable GPU, fp32 on CPU; or force 'bf16' / 'fp32'.")
+        "auto", description="'auto': bf16 autocast on a bf16-capable GPU, and on a CPU only where it computes bf16 "
+        "natively (AVX512-BF16/AMX, or a start-up probe measures it faster), else fp32; or force 'bf16' / 'fp32' "
+        "(bf16 on a CPU that emulates it runs ~50x slower and is warned about).")
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass: ~30% slower, far less activation memory.")
     packing: Literal["padding_free", "none"] = Field(
@@ -395,7 +397,8 @@ class EngineConfig(Strict):
     merge_adapter: bool = Field(True, description="Merge the adapter into the weights (faster; one adapter only).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else CPU.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        "auto", description="auto: bfloat16 on GPU, float32 on CPU."
+        "auto", description="auto: bfloat16 on GPU; on CPU bfloat16 only where the CPU computes it natively "
+        "(AVX512-BF16/AMX, or a start-up probe measures it faster), else float32."
     )
     attn_implementation: Literal["sdpa_gqa", "sdpa", "eager", "flash_attention_2"] = Field(
         "sdpa_gqa", description="Attention kernel; sdpa_gqa = SDPA, with grouped-query decode steps that read the "

@@ -92,8 +92,14 @@ def _pick_device(device: str) -> str:
 def _pick_dtype(dtype: str, device: str):
     import torch
 
-    if dtype == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
+    if dtype == "auto" and device == "cuda":
+        return torch.bfloat16
+    if device == "cpu" and dtype in ("auto", "bfloat16"):
+        from pipeline.precision import cpu_precision
+
+        # auto: bf16 only where this CPU computes it natively; an explicit bf16 is kept but warned about.
+        choice = cpu_precision({"auto": "auto", "bfloat16": "bf16"}[dtype])
+        return torch.bfloat16 if choice.precision == "bf16" else torch.float32
     return getattr(torch, dtype)
 
 

@@ -194,9 +194,10 @@ def publish(stage: Path, output_dir: str) -> None:
 
 
 def write_artifacts(trainer, cfg: TrainConfig, payload: dict, resumed_from: int | None,
-                    seconds: float, local_dir: Path, rank: int) -> dict:
+                    seconds: float, local_dir: Path, rank: int, precision_reason: str = "") -> dict:
     """Save the trained model on every rank (ZeRO-3 gathers shards), then on rank 0 write the rest
-    and publish the folder to ``output_dir``. Returns the metrics."""
+    and publish the folder to ``output_dir``. `cfg` is the worker's resolved config (precision 'auto'
+    replaced by what it chose; `precision_reason` says why). Returns the metrics."""
     stage = local_dir / "artifact"
     if rank == 0 and stage.exists():
         shutil.rmtree(stage)
@@ -206,7 +207,8 @@ def write_artifacts(trainer, cfg: TrainConfig, payload: dict, resumed_from: int 
         return metrics
     (stage / "training_args.bin").unlink(missing_ok=True)  # a pickle of HF args; training_config.json says it all
     config = {"created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **payload["provenance"],
-              "config": config_to_dict(cfg), "data": payload["data"], "run_dir": payload["run_dir"]}
+              "config": config_to_dict(cfg), "precision_reason": precision_reason, "data": payload["data"],
+              "run_dir": payload["run_dir"]}
     (stage / "training_config.json").write_text(json.dumps(config, indent=2, default=str))
     (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_losses(metrics, stage / "loss_curve.png")

@@ -28,13 +28,21 @@ from pipeline.models import load_tokenizer, resolve_model_path
 
 log = logging.getLogger(__name__)
 
-def resolve_precision(cfg: TrainConfig) -> str:
-    """'bf16' or 'fp32': 'auto' means bf16 on a bf16-capable GPU, fp32 on CPU (where bf16 autocast is slow)."""
-    if cfg.train.precision != "auto":
-        return cfg.train.precision
+def resolve_precision(cfg: TrainConfig):
+    """The precision this worker trains in, with the reason (a `pipeline.precision.Choice`): on GPU,
+    'auto' is bf16 where the GPU supports it; on CPU, bf16 only where the CPU computes it natively."""
+    if not cfg.ray.use_gpu:
+        from pipeline.precision import cpu_precision
+
+        return cpu_precision(cfg.train.precision)
     import torch
 
-    return "bf16" if cfg.ray.use_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    from pipeline.precision import Choice
+
+    if cfg.train.precision != "auto":
+        return Choice(cfg.train.precision, f"{cfg.train.precision} as configured (GPU)")
+    native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return Choice("bf16" if native else "fp32", f"auto: GPU {'with' if native else 'without'} bf16 support")
 
 
 def load_model(cfg: TrainConfig, precision: str, device=None):
@@ -307,10 +315,13 @@ def train_worker(payload: dict) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and local_rank == 0 and hf_dir.exists():
         shutil.rmtree(hf_dir)  # a fresh run must not pick up checkpoints of an earlier run of the same name
-    precision = resolve_precision(cfg)
+    choice = resolve_precision(cfg)
+    precision = choice.precision
+    # What this worker resolved 'auto' to is written into the artifact's training_config.json.
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"precision": precision})})
     device = ray.train.torch.get_device() if cfg.ray.use_gpu else None
-    log.info("worker %d/%d: precision %s, device %s, %d torch threads", rank, ctx.get_world_size(), precision,
-             device or "cpu", torch.get_num_threads())
+    log.info("worker %d/%d: precision %s (%s), device %s, %d torch threads", rank, ctx.get_world_size(),
+             precision, choice.reason, device or "cpu", torch.get_num_threads())
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
     train_ds, eval_ds = load_datasets(cfg.data.prepared_dir, cfg.data.limit, cfg.data.eval_limit,
                                       payload["data"]["max_seq_len"], tokenizer.eos_token_id)
@@ -331,7 +342,7 @@ def train_worker(payload: dict) -> None:
         started = time.time()
         trainer.train(resume_from_checkpoint=resume)
         metrics = write_artifacts(trainer, cfg, payload, resumed_from, time.time() - started,
-                                  local_dir, rank)
+                                  local_dir, rank, precision_reason=choice.reason)
     ray.train.report({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))})
 
 

@@ -16,7 +16,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def detector(tiny_mistral):
-    return Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=2))
+    return Detector(EngineConfig(model=str(tiny_mistral), dtype="float32", max_new_tokens=16, batch_size=2))
 
 
 def test_prompt_ids_are_the_training_prompt(detector, tiny_mistral):
@@ -49,7 +49,7 @@ def test_probability_is_a_distribution_and_batch_invariant(detector):
     np.testing.assert_allclose(p, one, atol=1e-4)
     assert ((detector.last_format_mass > 0) & (detector.last_format_mass <= 1)).all()
     # The static decoder's right-padded prefill gives transformers' left-padded forward pass.
-    hf = Detector(EngineConfig(model=detector.cfg.model, decoder="generate"), model=detector.model,
+    hf = Detector(EngineConfig(model=detector.cfg.model, dtype="float32", decoder="generate"), model=detector.model,
                   tokenizer=detector.tokenizer)
     assert detector.decoder is not None and hf.decoder is None
     np.testing.assert_allclose(p, hf.verdict_probability(TEXTS), atol=1e-5)
@@ -77,9 +77,9 @@ def test_cuda_requested_without_gpu_is_a_clear_error(tiny_mistral):
 def test_gqa_decode_attention_matches_sdpa(tiny_mistral, cache):
     """Same greedy tokens and probabilities with the grouped decode kernel as with stock SDPA."""
     texts = TEXTS * 2
-    ref = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3, attn_implementation="sdpa",
+    ref = Detector(EngineConfig(model=str(tiny_mistral), dtype="float32", max_new_tokens=16, batch_size=3, attn_implementation="sdpa",
                                 decoder="generate"))
-    gqa = Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=3, decoder="generate",
+    gqa = Detector(EngineConfig(model=str(tiny_mistral), dtype="float32", max_new_tokens=16, batch_size=3, decoder="generate",
                                 attn_implementation="sdpa_gqa", cache_implementation=cache))
     assert gqa.model.config._attn_implementation == "sdpa_gqa"
     assert [g.text for g in gqa.generate(texts)] == [g.text for g in ref.generate(texts)]
@@ -92,7 +92,7 @@ def test_static_decoder_matches_generate_and_stops_each_row_at_its_eos(detector)
 
     assert detector.decoder is not None  # engine.decoder=auto picks it for Mistral
     prompts = detector.encode_prompts(TEXTS + [TEXTS[0] * 3])
-    hf = Detector(EngineConfig(model=detector.cfg.model, max_new_tokens=24, decoder="generate"),
+    hf = Detector(EngineConfig(model=detector.cfg.model, dtype="float32", max_new_tokens=24, decoder="generate"),
                   model=detector.model, tokenizer=detector.tokenizer)
     full = hf._hf_generate(prompts)
     # An "EOS" the model emits mid-answer in some rows but not others exercises the per-row stop.
@@ -118,7 +118,7 @@ def test_static_decoder_refuses_sliding_window_models_clearly(detector):
     sliding = MistralForCausalLM(cfg).eval()
     assert "sliding_window" in unsupported_reason(sliding)
     with pytest.raises(ValueError, match="engine.decoder=static cannot run this model"):
-        Detector(EngineConfig(model=detector.cfg.model, decoder="static"), model=sliding, tokenizer=detector.tokenizer)
+        Detector(EngineConfig(model=detector.cfg.model, dtype="float32", decoder="static"), model=sliding, tokenizer=detector.tokenizer)
     assert Detector(EngineConfig(model=detector.cfg.model), model=sliding, tokenizer=detector.tokenizer).decoder is None
 
 

@@ -190,6 +190,11 @@ def test_two_workers_learn_and_write_a_loadable_adapter(baseline, prepared, tiny
     written = json.loads((out / "training_config.json").read_text())
     assert written["data"]["content_hash"] == prepared[1]["content_hash"] == m["content_hash"]
     assert written["config"]["lora"]["r"] == 16
+    # precision 'auto' is written as what the workers resolved it to on this CPU, with the reason.
+    from pipeline.precision import cpu_precision
+
+    assert written["config"]["train"]["precision"] == cpu_precision("auto").precision
+    assert written["precision_reason"].startswith("auto: CPU capability ")
     # LoRA starts with B = 0: every B must have moved away from it.
     bs = {k: v for k, v in lora_tensors(out).items() if "lora_B" in k}
     assert len(bs) == 2 * 7 and all(v.abs().sum() > 0 for v in bs.values())
