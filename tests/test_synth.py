@@ -1,4 +1,4 @@
-"""Tests of the synthetic data generator (pipeline.synth) and its bundled sample (data/sample)."""
+"""Tests of the synthetic data generator v2 (pipeline.synth) and its bundled sample (data/sample)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,23 @@ import pytest
 
 from jobs import generate_data
 from pipeline import synth
+from pipeline.synth import catalogue, context, shortcut
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 VERSIONS = {"compliant_version": "COMPLIANT", "non_compliant_version": "NON_COMPLIANT"}
 RECORD_KEYS = ("scenario", "final_verdict", "executive_summary", "rule_violated", "compliance_topic", "severity",
                "evidence_list", "reasoning_trace")
-HARD_NEGATIVES = ("not guaranteed", "does not guarantee", "fdic-insured", "can't lend", "can't borrow",
-                  "written authorization", "can't act on that tip", "firm's email so it's recorded")
+HARD_NEGATIVES = ("not guaranteed", "fdic-insured", "can't lend", "written authorization", "rather not",
+                  "that's front running", "not public yet", "not comfortable", "firm's email")
+# The fixed taxonomy (issue 14): the hand-written check set and the report use exactly these names.
+TAXONOMY_NAMES = (
+    "Promissory / Guaranteed Returns", "Guarantees Against Loss", "Performance Projections",
+    "Unbalanced Risk Disclosure", "Misrepresentation or Omission", "Unsuitable Recommendation",
+    "Undisclosed Conflict of Interest", "Excessive Trading", "Unauthorized Trading", "Borrowing / Lending",
+    "Selling Away", "Outside Business Activity", "Misuse of Customer Funds", "Material Non-Public Information",
+    "Front Running", "Off-Channel Communications", "Evading Supervision", "Senior Investor Exploitation",
+    "Know Your Customer", "Misleading Advertising / Testimonials", "Misrepresented Credentials",
+)
 
 
 def collapse(text: str) -> str:
@@ -33,7 +43,7 @@ def near_key(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def items() -> list[dict]:
-    return list(synth.generate_items(500, seed=11))
+    return list(synth.generate_items(800, seed=11))
 
 
 def test_deterministic_for_a_seed():
@@ -48,6 +58,7 @@ def test_sharding_matches_one_run():
     assert parts == whole
     assert synth.make_item(17, seed=5) == whole[17]
     assert [it["id"] for it in whole[:2]] == ["synth-000000", "synth-000001"]
+    assert synth.make_item(17, seed=5) != synth.make_item(18, seed=5)
 
 
 def test_invariants(items):
@@ -80,12 +91,16 @@ def test_pairs_differ_minimally(items):
         nc_lines = item["non_compliant_version"]["scenario"].splitlines()
         assert c_lines != nc_lines
         assert len(c_lines) == len(nc_lines)  # same structure, only swapped lines differ
-        same = sum(a == b for a, b in zip(c_lines, nc_lines, strict=True))
-        assert same / len(nc_lines) >= 0.5, item["id"]
+        # A role swap (the advisor proposes vs the client proposes) moves lines between speakers, so lines
+        # are compared as multisets: most lines, and nearly all words, are shared by both versions.
+        same = sum((Counter(c_lines) & Counter(nc_lines)).values())
+        assert same / len(nc_lines) >= 0.5 or len(nc_lines) < 6, item["id"]  # short threads: words decide
+        c_words, nc_words = Counter(collapse(" ".join(c_lines)).split()), Counter(collapse(" ".join(nc_lines)).split())
+        assert sum((c_words & nc_words).values()) / sum(nc_words.values()) >= 0.75, item["id"]
 
 
 def test_citations_match_topics(items):
-    by_name = {t.name: t for t in synth.TOPICS}
+    by_name = {t.name: t for t in synth.topics()}
     for item in items:
         nc = item["non_compliant_version"]
         topic = by_name[nc["compliance_topic"]]
@@ -98,10 +113,70 @@ def test_citations_match_topics(items):
 def test_topic_and_format_coverage(items):
     topics = Counter(it["non_compliant_version"]["compliance_topic"] for it in items)
     formats = Counter(it["chunk_analysis"]["format_identified"] for it in items)
-    assert len(synth.TOPICS) >= 15 and len(topics) >= 15
-    assert set(formats) == set(synth.FORMATS)
+    assert set(topics) == set(synth.taxonomy()) == set(TAXONOMY_NAMES)  # every taxonomy topic
+    assert set(formats) == set(synth.FORMATS) and len(synth.FORMATS) == 7  # every format
     assert set(Counter(it["source"] for it in items)) == set(synth.SOURCES)
     assert set(Counter(it["non_compliant_version"]["severity"] for it in items)) == {"HIGH", "MEDIUM", "LOW"}
+
+
+def test_taxonomy_is_shared_data():
+    tax = synth.taxonomy()
+    assert tuple(tax) == TAXONOMY_NAMES
+    for name, entry in tax.items():
+        assert entry["citations"] and entry["severity"] in ("HIGH", "MEDIUM", "LOW") and entry["rule_text"], name
+    assert any("2111" in c for c in tax["Unsuitable Recommendation"]["citations"])
+    assert any("206(4)-1" in c for c in tax["Misleading Advertising / Testimonials"]["citations"])
+
+
+def test_variety_of_a_real_archive(items):
+    """Lengths from one line to ~40 turns, speakers other than the advisor, informal register, email parts."""
+    turns = [len(it["non_compliant_version"]["scenario"].splitlines()) for it in items
+             if it["chunk_analysis"]["format_identified"] in ("text_message", "chat")]
+    assert min(turns) <= 3 and max(turns) >= 38
+    emails = [it["compliant_version"]["scenario"] for it in items if it["chunk_analysis"]["format_identified"] == "email"]
+    assert any("wrote:\n> " in e for e in emails) and all(e.startswith("From: ") for e in emails)
+    assert any("Securities offered through" in e or "FDIC-insured" in e for e in emails)
+    traces = " ".join(it["non_compliant_version"]["reasoning_trace"] for it in items)
+    for speaker in ("The advisor ", "The client ", "The advisor's assistant ", "'s new caregiver ", "The prospect "):
+        assert speaker in traces, speaker  # evidence spoken by the advisor and by others
+    texts = " ".join(it["compliant_version"]["scenario"] for it in items)
+    assert re.search(r"\bu\b|\bthx\b|\bpls\b", texts) and "dont " in texts
+
+
+def test_manipulation_sentences_in_both_classes(items):
+    sentences = catalogue.fillers()["manipulation"]
+    hits = {key: sum(any(m in it[key]["scenario"] for m in sentences) for it in items) for key in VERSIONS}
+    assert hits["compliant_version"] == hits["non_compliant_version"] > 0.1 * len(items)
+    for it in items:
+        for key in VERSIONS:
+            rec = it[key]
+            assert not any(m in q for m in sentences for q in rec["evidence_list"])
+            if any(m in rec["scenario"] for m in sentences):
+                assert "do not change the assessment" in rec["reasoning_trace"]
+
+
+def test_key_moves_are_word_matched():
+    """The two texts of a key turn share their words: at most a few tokens differ (cue-free by construction)."""
+    def tokens(text: str) -> Counter:
+        return Counter(re.findall(r"(?u)\b\w\w+\b", text.lower()))
+
+    diffs = []
+    for topic in synth.topics():
+        for scenario in topic.scenarios:
+            for move in scenario.keys:
+                assert any(k.nc != k.c or "|" in k.who for k in move), (topic.key, scenario.key)
+                for k in move:
+                    a, b = tokens(k.nc), tokens(k.c)
+                    diffs.append(sum(((a - b) + (b - a)).values()))
+    assert max(diffs) <= 12 and sum(diffs) / len(diffs) <= 2.5
+    assert sum(d == 0 for d in diffs) / len(diffs) >= 0.5  # role swaps and pure reorderings
+
+
+def test_bag_of_words_cannot_separate_the_versions():
+    """Issue 14's shortcut bound (bench/bench_shortcut.py measures <= 0.80 on 2,000 pairs; looser here)."""
+    result = shortcut.bow_cross_validation(synth.generate_items(600, seed=123), folds=5)
+    assert result["accuracy"] <= 0.85, result
+    assert result["roc_auc"] < 0.95, result
 
 
 def test_hard_negatives_in_compliant_versions(items):
@@ -126,19 +201,26 @@ def test_few_near_duplicates():
 
 
 def test_catalogue_is_well_formed():
-    allowed = set(synth.CONTEXT_KEYS)
-    for topic in synth.TOPICS:
-        assert topic.templates and topic.severity in ("HIGH", "MEDIUM", "LOW")
-        for tpl in topic.templates:
-            assert any(line.kind == "V" and line.p >= 1.0 for line in tpl["lines"]), tpl["key"]
-            assert tpl.get("rule", topic.citations[0]) in topic.citations
-            texts = [tpl["setting"], tpl["why_nc"], tpl["why_c"], *tpl["subject"], *tpl["summary_nc"],
-                     *tpl["summary_c"]]
-            for line in tpl["lines"]:
-                texts += [*line.texts, *line.alt, *line.lead]
+    allowed = set(context.CONTEXT_KEYS)
+    taxonomy_keys = {t.key for t in synth.topics()}
+    assert taxonomy_keys == set(catalogue._read("scenarios.yaml"))  # no scenario for an unknown topic
+    for topic in synth.topics():
+        assert topic.scenarios, topic.name
+        for sc in topic.scenarios:
+            assert sc.who in catalogue.COUNTERPARTS and sc.keys, sc.key
+            assert sc.rule is None or sc.rule in topic.citations, sc.key
+            assert set(sc.formats) <= set(synth.FORMATS), sc.key
+            texts = [sc.setting, sc.summary_nc, sc.summary_c, sc.why_nc, sc.why_c]
+            for line in (*sc.before, *sc.after):
+                assert line[0].lstrip("?") in catalogue.SPEAKERS
+                texts += line[1:]
+            for move in sc.keys:
+                for k in move:
+                    assert set(k.who.split("|")) <= set(catalogue.SPEAKERS), sc.key
+                    texts += [k.nc, k.c]
             for text in texts:
                 fields = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-                assert fields <= allowed, (tpl["key"], fields - allowed)
+                assert fields <= allowed, (sc.key, fields - allowed)
 
 
 def test_write_jsonl_gzip_roundtrip(tmp_path):
@@ -168,7 +250,8 @@ def test_bundled_sample():
     items = [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines()]
     assert len(items) >= 300
     assert sum(f.stat().st_size for f in files) < 2_000_000
-    assert len({it["non_compliant_version"]["compliance_topic"] for it in items}) >= 15
+    assert {it["non_compliant_version"]["compliance_topic"] for it in items} == set(TAXONOMY_NAMES)
+    assert {it["chunk_analysis"]["format_identified"] for it in items} == set(synth.FORMATS)
     for item in items:
         for key in VERSIONS:
             scenario = collapse(item[key]["scenario"])
