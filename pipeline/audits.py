@@ -34,6 +34,7 @@ SHORTCUT_WARNING = ("your labels are predictable from word choice alone: test sc
 NEAR_PERFECT_ACCURACY = 0.95
 NEAR_PERFECT_AUC = 0.98
 MANIPULATION_FILE = Path(__file__).with_name("manipulation.txt")
+MANIPULATED_SUFFIX = "~manipulated"  # id suffix of an injected copy of an evaluation example
 _VERSION_SUFFIX = re.compile(r"#(c|nc)$")  # record id = "<item id>#c" / "<item id>#nc" (pipeline/validation.py)
 _VECTORIZER = dict(ngram_range=(1, 2), lowercase=True, sublinear_tf=True, min_df=2, max_features=50_000)
 
@@ -241,13 +242,13 @@ def inject_manipulation(text: str, seed: int | str) -> str:
 
 def injected_examples(inputs: pd.DataFrame, seed: int = 0, limit: int | None = None) -> pd.DataFrame:
     """Violating rows of an evaluation input table (``id``, ``scenario``, ``final_verdict``, ...) with
-    manipulation injected into ``scenario`` and ``~manipulated`` appended to ``id``; at most `limit`."""
+    manipulation injected into ``scenario`` and MANIPULATED_SUFFIX appended to ``id``; at most `limit`."""
     violating = inputs[inputs["final_verdict"].map(normalize_verdict) == POSITIVE]
     if limit is not None and len(violating) > limit:
         violating = violating.sample(limit, random_state=seed)
     out = violating.copy()
     out["scenario"] = [inject_manipulation(t, f"{seed}:{i}") for t, i in zip(out["scenario"], out["id"])]
-    out["id"] = out["id"].astype(str) + "~manipulated"
+    out["id"] = out["id"].astype(str) + MANIPULATED_SUFFIX
     return out.reset_index(drop=True)
 
 
@@ -272,6 +273,7 @@ def flip_rate(original_verdicts: Sequence, injected_verdicts: Sequence, labels: 
             "n_unreadable_after": int(unreadable.sum())}
 
 
-__all__ = ["SHORTCUT_WARNING", "bag_of_words_baseline", "fit_bag_of_words", "flip_rate", "inject_manipulation",
-           "injected_examples", "load_bag_of_words", "manipulation_sentences", "pair_consistency", "pair_ids",
-           "save_bag_of_words", "score_bag_of_words", "shortcut_audit_from_prepared", "violation_labels"]
+__all__ = ["MANIPULATED_SUFFIX", "SHORTCUT_WARNING", "bag_of_words_baseline", "fit_bag_of_words", "flip_rate",
+           "inject_manipulation", "injected_examples", "load_bag_of_words", "manipulation_sentences",
+           "pair_consistency", "pair_ids", "save_bag_of_words", "score_bag_of_words", "shortcut_audit_from_prepared",
+           "violation_labels"]

@@ -158,3 +158,38 @@ def test_injected_examples_takes_violations_only():
     assert out["id"].tolist() == ["a#nc~manipulated", "b#nc~manipulated"]
     assert all(orig in new and new != orig for orig, new in zip(["I guarantee it", "trust me"], out["scenario"]))
     assert len(injected_examples(inputs, limit=1)) == 1
+
+
+def test_evaluation_audits_and_their_report_sections(tmp_path):
+    from pipeline.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
+    from pipeline.metrics import PREDICTION_COLUMNS, compute_metrics
+    from pipeline.report import write_report
+
+    texts, labels = leaky_set(60, 0)
+    (tmp_path / "prep" / "split=train").mkdir(parents=True)
+    pd.DataFrame({"scenario": texts, "final_verdict": labels}).to_parquet(tmp_path / "prep" / "split=train" / "p.parquet")
+    test_texts, test_labels = leaky_set(10, 1)
+    rows = pd.DataFrame({c: None for c in PREDICTION_COLUMNS}, index=range(20)).assign(
+        id=[f"f:{i // 2}#{'nc' if lab == 'NON_COMPLIANT' else 'c'}" for i, lab in enumerate(test_labels)],
+        scenario=test_texts, gold_verdict=test_labels, pred_verdict="NON_COMPLIANT", parse_status="ok",
+        p_violation=[0.9 if lab == "NON_COMPLIANT" else 0.4 for lab in test_labels], grounded_rate=np.nan, n_quotes=0)
+    injected = rows[rows["gold_verdict"] == "NON_COMPLIANT"].assign(id=lambda d: d["id"] + "~manipulated")
+    injected.loc[injected.index[:4], "pred_verdict"] = "COMPLIANT"
+    pred, manipulated = split_manipulated(pd.concat([rows, injected]))
+    assert len(pred) == 20 and len(manipulated) == 10
+    model_dir = tmp_path / "adapter"
+    assert fit_run_calibration(pred, model_dir, "crafted").name == "calibration.json"
+    audits = evaluation_audits(pred, model_dir, None, None, 0.5, manipulated)  # no train split known
+    assert audits["pair_consistency"]["same_verdict_rate"] == 1.0 and audits["pair_consistency"]["n_pairs"] == 10
+    assert audits["manipulation"] == {"n_eligible": 10, "n_flipped": 4, "flip_rate": 0.4, "n_unreadable_after": 0,
+                                      "n_injected": 10}
+    assert audits["calibration"]["ece_after"] < audits["calibration"]["ece_before"]
+    assert "skipped" in audits["shortcut"]
+    audits = evaluation_audits(pred, model_dir, str(tmp_path / "prep"), None, 0.5)
+    assert audits["shortcut"]["near_perfect"] == ["evaluated set"] and "skipped" in audits["manipulation"]
+    metrics = {**compute_metrics(pred), "audits": audits}
+    md = write_report(pred, metrics, tmp_path / "eval", "Audited").read_text(encoding="utf-8")
+    for heading in ("## Audits", "### Shortcut baseline", "### Pair consistency", "### Manipulation robustness",
+                    "### Calibration"):
+        assert heading in md
+    assert SHORTCUT_WARNING in md and "10 of 10 pairs" in md and "| 0.01% |" in md
