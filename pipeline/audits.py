@@ -152,7 +152,7 @@ def save_bag_of_words(model, path: str | Path) -> Path:
     params = vectorizer.get_params()
     payload = {
         "kind": "tfidf_logreg", "positive": POSITIVE,
-        "vectorizer": {k: params[k] for k in ("ngram_range", "lowercase", "sublinear_tf", "min_df", "max_features")},
+        "vectorizer": {k: params[k] for k in _VECTORIZER},
         "vocabulary": {term: int(i) for term, i in vectorizer.vocabulary_.items()},
         "idf": vectorizer.idf_.tolist(), "coef": classifier.coef_[0].tolist(),
         "intercept": float(classifier.intercept_[0]),
@@ -170,7 +170,8 @@ def load_bag_of_words(path: str | Path):
     from sklearn.pipeline import make_pipeline
 
     payload = json.loads(Path(path).read_text())
-    vectorizer = TfidfVectorizer(**{**payload["vectorizer"], "ngram_range": tuple(payload["vectorizer"]["ngram_range"])})
+    settings = payload["vectorizer"]
+    vectorizer = TfidfVectorizer(**{**settings, "ngram_range": tuple(settings["ngram_range"])})
     vectorizer.vocabulary_ = payload["vocabulary"]
     vectorizer.idf_ = np.asarray(payload["idf"])
     classifier = LogisticRegression()
@@ -203,14 +204,14 @@ def pair_consistency(pred: pd.DataFrame) -> dict:
     groups = scored.groupby("pair")
     complete = groups["gold"].agg(lambda g: sorted(g) == ["COMPLIANT", POSITIVE])
     pairs = scored[scored["pair"].isin(complete[complete].index)]
-    wide = pairs.pivot(index="pair", columns="gold", values="pred")
-    n = len(wide)
-    same = int((wide["COMPLIANT"] == wide[POSITIVE]).sum()) if n else 0
+    wide = pairs.pivot(index="pair", columns="gold", values="pred").reindex(columns=["COMPLIANT", POSITIVE])
+    on_compliant, on_violation = wide["COMPLIANT"], wide[POSITIVE]  # the verdicts each version got
+    n, same = len(wide), int((on_compliant == on_violation).sum())
     return {
         "n_pairs": n, "n_same_verdict": same, "same_verdict_rate": same / n if n else None,
-        "n_both_compliant": int(((wide["COMPLIANT"] == "COMPLIANT") & (wide[POSITIVE] == "COMPLIANT")).sum()) if n else 0,
-        "n_both_non_compliant": int(((wide["COMPLIANT"] == POSITIVE) & (wide[POSITIVE] == POSITIVE)).sum()) if n else 0,
-        "n_both_correct": int(((wide["COMPLIANT"] == "COMPLIANT") & (wide[POSITIVE] == POSITIVE)).sum()) if n else 0,
+        "n_both_compliant": int(((on_compliant == "COMPLIANT") & (on_violation == "COMPLIANT")).sum()),
+        "n_both_non_compliant": int(((on_compliant == POSITIVE) & (on_violation == POSITIVE)).sum()),
+        "n_both_correct": int(((on_compliant == "COMPLIANT") & (on_violation == POSITIVE)).sum()),
         "n_incomplete": int(df["pair"].nunique() - n),
     }
 
