@@ -450,6 +450,9 @@ class EvaluateConfig(Strict):
     probability: bool = Field(True, description="Compute P(NON_COMPLIANT) by one forward pass per example.")
     threshold: float = Field(0.5, gt=0, lt=1, description="Probability threshold for the operating-point metrics.")
     grounding_threshold: float = Field(90.0, ge=0, le=100, description="Fuzzy score (0-100) a quote needs to count as grounded.")
+    manipulation_examples: int = Field(
+        50, ge=0, description="Violations evaluated again with reviewer-manipulation text injected (0: no such audit)."
+    )
     compare_to: list[str] = Field(
         default_factory=list, description="Other evaluation output folders to put side by side with this one."
     )

@@ -133,6 +133,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     """
     import ray.data
 
+    from pipeline.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
     from pipeline.manifest import write_json
     from pipeline.metrics import compute_metrics
     from pipeline.report import write_report
@@ -144,6 +145,12 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     # An evaluation set is small: read it whole first, so engine actors may take every CPU.
     ds = read_inputs(cfg).materialize()
+    if cfg.manipulation_examples:  # violations again, with manipulation injected (pipeline/audits.py)
+        from pipeline.audits import injected_examples
+
+        inputs = ds.to_pandas()
+        ds = ray.data.from_pandas(pd.concat(
+            [inputs, injected_examples(inputs, cfg.data.seed, cfg.manipulation_examples)], ignore_index=True))
     predictions = ds.map_batches(
         PredictBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), generate=cfg.generate,
                                                  probability=cfg.probability,
@@ -153,9 +160,17 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,
         num_cpus=cfg.cpus_per_actor,
     )
-    pred = predictions.to_pandas()
+    pred, manipulated = split_manipulated(predictions.to_pandas())
     pred.to_parquet(out / "predictions.parquet", index=False)
+    if len(manipulated):
+        manipulated.to_parquet(out / "manipulated.parquet", index=False)
     metrics = compute_metrics(pred, threshold=cfg.threshold)
+    prepared = None if cfg.data.paths else cfg.data.prepared_dir
+    metrics["audits"] = evaluation_audits(pred, cfg.engine.adapter or cfg.engine.model, prepared,
+                                          prepared and cfg.data.split, cfg.threshold, manipulated)
+    if prepared and cfg.data.split == "validation" and cfg.probability:
+        fitted = fit_run_calibration(pred, out, f"{prepared}/split=validation")
+        metrics["audits"]["calibration_fitted"] = str(fitted) if fitted else None
     metrics["run"] = {
         "model_version": pred["model_version"].iloc[0] if len(pred) else None, "examples": int(len(pred)),
         "seconds": round(time.time() - t0, 1), "config": config_to_dict(cfg), **provenance(),

@@ -141,5 +141,11 @@ def format_summary(manifest: dict) -> str:
                      f"NON_COMPLIANT {v.get('NON_COMPLIANT', 0):,}  COMPLIANT {v.get('COMPLIANT', 0):,}  "
                      f"{len(s['topic'])} topics  tokens p50 {s['tokens']['p50']} p95 {s['tokens']['p95']} "
                      f"max {s['tokens']['max']}")
+    shortcut = manifest.get("shortcut_audit") or {}
+    for name, scores in shortcut.get("sets", {}).items():
+        lines.append(f"  bag-of-words baseline on {name}: accuracy {scores['accuracy']:.3f}  ROC-AUC "
+                     f"{scores['roc_auc'] if scores['roc_auc'] is None else round(scores['roc_auc'], 3)}")
+    if shortcut.get("warning"):
+        lines.append(f"  WARNING: {shortcut['warning']}")
     lines.append(f"  content hash {manifest['content_hash'][:16]}  ->  {manifest['outputs']['train'].rsplit('/', 1)[0]}")
     return "\n".join(lines)

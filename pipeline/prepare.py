@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.audits import shortcut_audit_from_prepared
 from pipeline.config import PrepareConfig, config_to_dict
 from pipeline.data import CODES, SplitPlan, clean_output, file_labels, format_records, parse_lines, stamp_split
 from pipeline.formatting import SYSTEM_PROMPT, resolve_system_role
@@ -133,5 +134,7 @@ def run_prepare(cfg: PrepareConfig) -> PrepareResult:
     manifest["config"] = config_to_dict(cfg)
     manifest["outputs"] = {s: f"{out}/split={s}" for s in ("train", "validation", "test", "rejected")}
     manifest["outputs"]["rejects"] = f"{out}/rejects.jsonl"
+    manifest["shortcut_audit"] = (shortcut_audit_from_prepared(out, splits=("validation", "test")) if "://" not in out
+                                  else {"skipped": "the audit reads local prepared folders only"})
     write_json(f"{out}/manifest.json", manifest)
     return PrepareResult(out, manifest)

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from pipeline.audit_report import audit_blocks
 from pipeline.grounding import ground_evidence
 from pipeline.metrics import POSITIVE, headline
 from pipeline.schema import normalize_verdict
@@ -74,6 +75,7 @@ def write_report(pred: pd.DataFrame, metrics: dict, out_dir: Path, title: str,
         ("table", ["format", *BREAKDOWN_HEADERS], _rows(metrics["by_format"])),
         ("h2", "By source"),
         ("table", ["source", *BREAKDOWN_HEADERS], _rows(metrics["by_source"])),
+        *(audit_blocks(metrics["audits"]) if "audits" in metrics else []),
         ("h2", "Worst mistakes"),
         *_mistake_blocks(pred, communications or {}, max_mistakes),
     ]

@@ -20,6 +20,9 @@ def prepared(tiny_mistral, ray_session, tmp_path_factory):
     cfg = load_config(PrepareConfig, None, [f"data.paths=[{data}]", f"data.output_dir={root / 'prep'}",
                                             f"model.name_or_path={tiny_mistral}"])
     manifest = run_prepare(cfg).manifest
+    from pipeline.manifest import format_summary
+
+    assert manifest["shortcut_audit"]["warning"] and "WARNING: your labels" in format_summary(manifest)
     return root / "prep", manifest
 
 
@@ -47,6 +50,15 @@ def test_predictions_and_metrics_for_every_test_example(tiny_mistral, prepared, 
     assert metrics["n"] == n_test and metrics["run"]["data_manifest_hash"] == manifest["content_hash"]
     assert (tmp_path / "a" / "report.html").stat().st_size > 10_000
     assert "verdict F1" in capsys.readouterr().out
+    # the audits (issue 14): the conftest pairs differ in one word, so the bag of words sees through them
+    audits = metrics["audits"]
+    n_test_violations = manifest["splits"]["test"]["verdict"]["NON_COMPLIANT"]
+    assert audits["manipulation"]["n_injected"] == n_test_violations
+    assert len(pd.read_parquet(tmp_path / "a" / "manipulated.parquet")) == n_test_violations
+    pairs = audits["pair_consistency"]  # a random model's unreadable answers leave pairs incomplete
+    assert pairs["n_pairs"] + pairs["n_incomplete"] == manifest["splits"]["test"]["pairs"]
+    assert audits["shortcut"]["near_perfect"] == ["test"] and audits["calibration"]["n_scored"] == n_test
+    assert "Manipulation robustness" in (tmp_path / "a" / "report.md").read_text()
 
 
 @pytest.mark.slow
