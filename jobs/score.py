@@ -21,8 +21,9 @@ def run(cfg: ScoreConfig) -> None:
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     s = run_scoring(cfg)
-    print(f"read {s['read']:,}: scored {s['scored']:,}, flagged {s['flagged']:,} (p >= {s['threshold']}), "
-          f"rejected {s['rejected']:,} {s['rejects_by_reason']}  ({s['seconds']}s)")
+    print(f"read {s['read']:,}: scored {s['scored']:,} ({s['truncated']:,} cut to the model's context), "
+          f"flagged {s['flagged']:,} (p >= {s['threshold']}), rejected {s['rejected']:,} {s['rejects_by_reason']}  "
+          f"({s['seconds']}s)")
     print(f"scores: {cfg.output_dir}/scores/")
 
 

@@ -3,18 +3,24 @@
 Each communication gets P(NON_COMPLIANT) from one forward pass (cheap); only those at or above
 the threshold are run through generation for the full verdict with evidence. Lines that cannot be
 read (bad JSON, missing text, too long) are written to rejects, so read = scored + rejected.
+A message whose prompt would not fit the model's context is cut to fit (the prompt's template kept
+whole) and scored with `truncated=True`: never fed whole, which fails the batch.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from pipeline.config import EngineConfig, ScoreConfig, config_to_dict
+
+log = logging.getLogger(__name__)
 
 ARCHIVE_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("file", pa.string()), ("line", pa.int64()),
                             ("reason", pa.string())])
@@ -41,6 +47,40 @@ def archive_rows(batch: pa.Table, text_field: str, id_field: str, max_chars: int
     return pa.Table.from_pylist(out, schema=ARCHIVE_SCHEMA)
 
 
+def fit_to_context(encode: Callable[[list[str]], list[list[int]]], texts: list[str],
+                   budget: int) -> tuple[list[str], list[bool]]:
+    """Each text cut (at a character) to the longest prefix whose encoded prompt has at most `budget` tokens.
+
+    `encode` maps communications to their prompt token ids (the engine's `encode_prompts`), so the template
+    is always whole and only the communication is shortened. Returns the texts and which were cut. Raises
+    ValueError when even an empty communication's prompt exceeds `budget`.
+    """
+    out, cut = list(texts), [False] * len(texts)
+    for i, n in enumerate(len(ids) for ids in encode(texts)):
+        if n <= budget:
+            continue
+        text = texts[i]
+        lo, hi = 0, len(text) * budget // n + 1  # token counts grow with the prefix: search the longest fit
+        while len(encode([text[:hi]])[0]) <= budget:
+            lo, hi = hi, min(len(text), hi * 2)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if len(encode([text[:mid]])[0]) <= budget else (lo, mid)
+        if len(encode([text[:lo]])[0]) > budget:
+            raise ValueError(f"the prompt template alone exceeds {budget} tokens")
+        out[i], cut[i] = text[:lo], True
+    return out, cut
+
+
+def prompt_budget(positions: int | None, verdict_prefix_tokens: int, max_new_tokens: int,
+                  explain: bool) -> int | None:
+    """Most prompt tokens that leave room in `positions` for the verdict prefix (scoring) and, when flagged
+    messages are explained, the answer budget; None when the model states no context size."""
+    if not positions:
+        return None
+    return positions - max(verdict_prefix_tokens, max_new_tokens if explain else 0)
+
+
 class ScoreBatch:
     """Ray Data actor: probability for every message, a generated verdict for the flagged ones."""
 
@@ -51,12 +91,27 @@ class ScoreBatch:
         cpu_threads(cpus)
         self.detector = Detector(EngineConfig.model_validate(engine))
         self.threshold, self.explain = threshold, explain
+        config = self.detector.model.config
+        self.budget = prompt_budget(getattr(config, "max_position_embeddings", None),
+                                    len(self.detector.formatter.verdict_tokens()[0]),
+                                    self.detector.cfg.max_new_tokens, explain)
+        if self.budget is not None and len(self.detector.encode_prompts([""])[0]) >= self.budget:
+            raise ValueError(f"the model's {config.max_position_embeddings} positions leave no room for a "
+                             f"communication after the prompt and engine.max_new_tokens="
+                             f"{self.detector.cfg.max_new_tokens}; lower engine.max_new_tokens")
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from pipeline.evaluation import predict_row
 
         out = batch.drop(columns=["text"]).copy()
         texts = batch["text"].tolist()
+        truncated = [False] * len(texts)
+        if self.budget is not None:
+            texts, truncated = fit_to_context(self.detector.encode_prompts, texts, self.budget)
+            if any(truncated):
+                log.warning("%d message(s) cut to fit the model's context (%d prompt tokens)", sum(truncated),
+                            self.budget)
+        out["truncated"] = truncated
         out["p_violation"] = self.detector.verdict_probability(texts)
         out["flagged"] = out["p_violation"] >= self.threshold
         flagged = [i for i, f in enumerate(out["flagged"]) if f]
@@ -98,7 +153,8 @@ def run_scoring(cfg: ScoreConfig) -> dict:
         ds = ds.map_batches(archive_rows, fn_kwargs=dict(text_field=cfg.text_field, id_field=cfg.id_field,
                                                          max_chars=cfg.max_chars), batch_format="pyarrow")
     rows = ds.materialize()
-    rejects = rows.filter(expr="reason != ''").to_pandas()
+    # An empty selection comes back without columns: give it the archive's, so "no rejects" summarises.
+    rejects = rows.filter(expr="reason != ''").to_pandas().reindex(columns=ARCHIVE_SCHEMA.names)
     scored = rows.filter(expr="reason == ''").drop_columns(["reason"]).map_batches(
         ScoreBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), threshold=cfg.threshold,
                                                explain=cfg.explain, cpus=cfg.cpus_per_actor),
@@ -107,11 +163,13 @@ def run_scoring(cfg: ScoreConfig) -> dict:
         num_cpus=cfg.cpus_per_actor)
     clean_output(str(out), staging_only=True)
     scored.write_parquet(str(out / "scores"))
-    stats = ray.data.read_parquet(str(out / "scores")).select_columns(["flagged"]).to_pandas()
+    stats = ray.data.read_parquet(str(out / "scores")).select_columns(["flagged", "truncated"]).to_pandas()
     out.mkdir(parents=True, exist_ok=True)
-    rejects[["file", "line", "id", "reason"]].to_json(out / "rejects.jsonl", orient="records", lines=True)
+    lines = rejects[["file", "line", "id", "reason"]].to_json(orient="records", lines=True) if len(rejects) else ""
+    (out / "rejects.jsonl").write_text(lines)  # no rejects: an empty file (pandas would write one blank line)
     summary = {"read": int(len(stats) + len(rejects)), "scored": int(len(stats)), "rejected": int(len(rejects)),
-               "flagged": int(stats["flagged"].sum()), "threshold": cfg.threshold,
+               "flagged": int(stats["flagged"].sum()), "truncated": int(stats["truncated"].sum()),
+               "threshold": cfg.threshold,
                "rejects_by_reason": {k: int(v) for k, v in rejects["reason"].value_counts().items()},
                "seconds": round(time.time() - t0, 1), "config": config_to_dict(cfg), **provenance()}
     write_json(str(out / "summary.json"), summary)

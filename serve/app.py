@@ -7,17 +7,22 @@
 Endpoints (OpenAPI at /docs): POST /v1/analyze, /v1/analyze/batch, /v1/score, /v1/chat/completions
 (OpenAI-compatible), GET /v1/models, /healthz, /readyz. Inputs are checked here, before any model
 work: an empty text is a 422, an over-long one a 413 naming the limit, an unknown model a 404
-listing the known ones. Overload is a fast 503: when every Detector replica holds
-`detector.max_ongoing_requests` and `detector.max_queued_requests` more wait here, Serve raises
-BackPressureError at once and it is answered as JSON. Every delivered decision gets an audit line.
+listing the known ones, text that is not valid Unicode a 422, a body that is not UTF-8 a 400, a body
+not sent as `Content-Type: application/json` a 415; every error has the one JSON shape. Overload is a
+fast 503: when every Detector replica holds `detector.max_ongoing_requests` and
+`detector.max_queued_requests` more wait here, Serve raises BackPressureError at once and it is
+answered as JSON; a request still waiting for the model after `detector.queue_timeout_s` is a 503
+too. Every delivered decision gets an audit line.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real body types of the class-based routes
 # after Serve pickles the app (string annotations fail to resolve there).
 import asyncio
+import email.message
 import importlib.metadata
 import json
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -26,6 +31,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
 from ray import serve
 from ray.serve import Application
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RayServeException
@@ -34,7 +40,7 @@ from ray.serve.handle import DeploymentHandle
 from serve.audit import AuditLog
 from serve.auth import key_matches, resolve_api_key
 from serve.config import ServeAppConfig, check_adapter_folders, parse_app_config, with_absolute_paths
-from serve.replica import DetectorServer
+from serve.replica import DetectorServer, QueueTimeout
 from serve.schemas import (
     Analysis, AnalyzeRequest, BatchAnalysis, BatchAnalyzeRequest, ChatCompletion, ChatCompletionRequest,
     ErrorResponse, ModelCard, ModelList, ScoreRequest, ScoreResponse,
@@ -55,7 +61,7 @@ api = FastAPI(
     title="complyray detector", version=_package_version(),
     description="Judges financial-advisor communications for SEC/FINRA violations: verdict JSON, "
     "P(NON_COMPLIANT), evidence grounding. Errors are JSON: {\"error\": {\"message\", \"type\", \"code\"}}.",
-    responses={s: {"model": ErrorResponse} for s in (401, 404, 413, 422, 503)},
+    responses={s: {"model": ErrorResponse} for s in (400, 401, 404, 413, 415, 422, 503)},
 )
 bearer = HTTPBearer(auto_error=False, description="The API key, when the service has auth.enabled.")
 
@@ -94,6 +100,20 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
         where = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
         problems.append(f"{where}: {e['msg']}")
     return error_json(422, "; ".join(problems), "invalid_request", problems)
+
+
+@api.exception_handler(HTTPException)
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Errors raised by FastAPI/Starlette themselves (unreadable body, unknown path, wrong method), in the
+    service's error shape instead of their {"detail": ...}."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):  # FastAPI: "There was an error parsing the body"
+        message = (f"body: not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start}); "
+                   "send the JSON encoded as UTF-8")
+        return error_json(400, message, "invalid_request", [message])
+    kinds = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+    return error_json(exc.status_code, str(exc.detail), kinds.get(exc.status_code, "http_error"),
+                      headers=getattr(exc, "headers", None))
 
 
 @api.exception_handler(Exception)
@@ -140,6 +160,23 @@ def require_api_key(credentials: HTTPAuthorizationCredentials | None = Depends(b
     if expected is not None and not key_matches(credentials.credentials if credentials else "", expected):
         raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "unauthorized",
                        headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is sent as JSON (`Content-Type: application/json` or a `+json` type); FastAPI would
+    otherwise validate the raw bytes and answer a 422 that never mentions the content type."""
+    given = request.headers.get("content-type", "")
+    message = email.message.Message()
+    message["content-type"] = given
+    subtype = message.get_content_subtype()
+    if not given or message.get_content_maintype() != "application" or not (
+            subtype == "json" or subtype.endswith("+json")):
+        got = f"got {given!r}" if given else "none was sent"
+        raise ApiError(415, f"Content-Type: application/json is required ({got}); send the body as JSON",
+                       "unsupported_media_type")
+
+
+POST_CHECKS = [Depends(require_api_key), Depends(require_json)]  # auth first: a stranger learns nothing more
 
 
 class IngressMetrics:
@@ -215,7 +252,7 @@ class Ingress:
         self.audit = None
         if cfg.audit.path:
             path = cfg.audit.path.replace("{replica}", serve.get_replica_context().replica_tag)
-            self.audit = AuditLog(path, cfg.audit.include_text)
+            self.audit = AuditLog(path, cfg.audit.include_text, int(cfg.audit.file_mode, 8))
         self.max_body_bytes = cfg.limits.max_chars * 4 * cfg.limits.max_batch_items + (1 << 20)
         # Prompt lengths are checked here, before queueing, with each model's own instruction text.
         base = resolve_source(cfg.engine.model, cfg.engine.adapter)
@@ -278,9 +315,16 @@ class Ingress:
 
     # -- model calls ---------------------------------------------------------------------------------------------
     async def _call(self, method: str, name: str, text: str) -> dict:
-        """One communication through a Detector replica (batched there with concurrent calls)."""
+        """One communication through a Detector replica (batched there with concurrent calls); the model must take
+        it within detector.queue_timeout_s, else ApiError 503."""
+        timeout = self.cfg.detector.queue_timeout_s
+        deadline = time.time() + timeout if timeout else None
         try:
-            return await getattr(self.handles[name], method).remote(text)
+            return await getattr(self.handles[name], method).remote(text, deadline)
+        except QueueTimeout as e:
+            raise ApiError(503, f"timed out waiting for the model, retry later: every replica stayed busy for "
+                                f"detector.queue_timeout_s={timeout}s", "queue_timeout",
+                           headers={"Retry-After": str(max(1, math.ceil(timeout)))}) from e
         except BackPressureError as e:
             raise ApiError(503, f"overloaded, retry shortly: {e.message}", "overloaded",
                            headers={"Retry-After": str(max(1, round(e.retry_after_s or 1)))}) from e
@@ -318,12 +362,18 @@ class Ingress:
     async def healthz(self) -> dict:
         return {"status": "ok"}
 
-    @api.get("/readyz", tags=["probes"], summary="A model replica is loaded and answering (503 until then)")
-    async def readyz(self):
+    @api.get("/readyz", tags=["probes"], summary="A model replica is loaded and answering (503 until then); the "
+             "model's paths only with the API key")
+    async def readyz(self, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)):
         try:
             info = await asyncio.wait_for(self.detector.info.remote(), timeout=5)
         except (asyncio.TimeoutError, BackPressureError, DeploymentUnavailableError) as e:
             return error_json(503, f"not ready: no model replica answered ({type(e).__name__})", "not_ready")
+        # The probe is open to anyone; where the model lives on disk is only for callers with the API key (with
+        # auth off nobody has one: GET /v1/models lists the folders there).
+        given = credentials.credentials if credentials else ""
+        if self.api_key is None or not key_matches(given, self.api_key):
+            info = {k: v for k, v in info.items() if k not in ("model", "adapter")}
         return {"status": "ready", "model": info}
 
     @api.get("/v1/models", response_model=ModelList, dependencies=[Depends(require_api_key)], tags=["v1"],
@@ -331,7 +381,7 @@ class Ingress:
     async def models(self) -> ModelList:
         return ModelList(data=list(self.cards.values()))
 
-    @api.post("/v1/analyze", response_model=Analysis, dependencies=[Depends(require_api_key)], tags=["v1"],
+    @api.post("/v1/analyze", response_model=Analysis, dependencies=POST_CHECKS, tags=["v1"],
               summary="Judge one communication")
     async def analyze(self, body: AnalyzeRequest) -> dict:
         name = self._model(body.adapter)
@@ -342,7 +392,7 @@ class Ingress:
         result["latency_ms"] = self._deliver("analyze", [(body.text, body.id, result)], t0)
         return result
 
-    @api.post("/v1/analyze/batch", response_model=BatchAnalysis, dependencies=[Depends(require_api_key)],
+    @api.post("/v1/analyze/batch", response_model=BatchAnalysis, dependencies=POST_CHECKS,
               tags=["v1"], summary="Judge several communications (batched with all concurrent requests)")
     async def analyze_batch(self, body: BatchAnalyzeRequest) -> dict:
         self._check_count(len(body.items), "items")
@@ -358,7 +408,7 @@ class Ingress:
             r["latency_ms"] = latency_ms
         return {"request_id": request_id, "results": results, "latency_ms": latency_ms}
 
-    @api.post("/v1/score", response_model=ScoreResponse, dependencies=[Depends(require_api_key)], tags=["v1"],
+    @api.post("/v1/score", response_model=ScoreResponse, dependencies=POST_CHECKS, tags=["v1"],
               summary="P(NON_COMPLIANT) only: one forward pass, no generation (triage)")
     async def score(self, body: ScoreRequest) -> dict:
         if (body.text is None) == (body.texts is None):
@@ -374,7 +424,7 @@ class Ingress:
         latency_ms = self._deliver("score", [(t, None, r) for t, r in zip(texts, results)], t0)
         return {"request_id": request_id, "model": raws[0]["model"], "latency_ms": latency_ms, "results": results}
 
-    @api.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=[Depends(require_api_key)],
+    @api.post("/v1/chat/completions", response_model=ChatCompletion, dependencies=POST_CHECKS,
               tags=["openai"], summary="OpenAI-compatible: the last user message is judged; the verdict JSON is "
               "the assistant's answer; `model` picks the adapter")
     async def chat_completions(self, body: ChatCompletionRequest) -> dict:

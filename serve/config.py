@@ -60,6 +60,11 @@ class DetectorDeploymentSettings(Strict):
     max_queued_requests: int = Field(
         64, ge=-1, description="Requests each caller (ingress replica) queues for busy replicas; beyond it the "
         "service answers 503 at once instead of queueing. -1: unbounded (never 503, latency grows).")
+    queue_timeout_s: float | None = Field(
+        60.0, gt=0, description="Longest a request may wait for the model (from its arrival at the ingress until "
+        "a replica starts its batch); one still waiting then is answered 503 (Retry-After: this many seconds, "
+        "rounded up) and never run. Work already running is not cut short. Measured on wall clocks (keep the "
+        "nodes' clocks in sync). null: no deadline.")
     num_cpus: float = Field(1.0, ge=0, description="CPUs per replica; on CPU also torch's thread count.")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (1 on GPU clusters; engine.device=auto "
                             "then picks CUDA).")
@@ -109,6 +114,10 @@ class AuditSettings(Strict):
                              "null: no audit log.")
     include_text: bool = Field(False, description="Also store the communication's raw text (default: only its "
                                "SHA-256).")
+    file_mode: str = Field(
+        "0600", pattern=r"^0?[0-7]{3}$", description="Permissions (octal) of the audit file when the service "
+        "creates it; a folder it creates for it gets the same with search (x) added, 0700 for 0600. The default "
+        "lets only the service's user read the decisions; e.g. 0640 lets its group read them too.")
 
 
 class ServeAppConfig(Strict):

@@ -14,6 +14,9 @@
   a batch by model id; the batch is grouped by adapter again here, so a mixed batch is still right.
 * The model runs in one worker thread: the event loop keeps accepting requests (forming the next
   batch) while a batch computes, and switching the active adapter can never race a running batch.
+* Deadlines: each request carries the time by which the model must take it (the ingress adds
+  `detector.queue_timeout_s` to its arrival). One still waiting then fails with `QueueTimeout`
+  at once (a timer, not the next batch), is never run, and frees its place in the queue.
 """
 
 from __future__ import annotations
@@ -33,14 +36,21 @@ from serve.config import ServeAppConfig
 log = logging.getLogger("ray.serve")
 
 
+class QueueTimeout(Exception):
+    """A request waited longer than detector.queue_timeout_s for the model; it was not run."""
+
+
 @dataclass
 class _Waiting:
-    """A request waiting for the model: which method and model, its text, where its result goes."""
+    """A request waiting for the model: which method and model, its text, where its result goes, the time
+    (time.time()) by which the model must take it, and whether it has."""
 
     generate: bool
     name: str
     text: str
     future: asyncio.Future
+    deadline: float | None = None
+    started: bool = False
 
 
 class AttachedAdapter:
@@ -179,16 +189,31 @@ class DetectorServer:
             out.append(row)
         return out
 
-    async def _process(self, texts: list[str], names: list[str], generate: bool) -> list[dict]:
-        """Queue a Serve batch for the model and wait for its results (in order)."""
+    def _process(self, texts: list[str], names: list[str], deadlines: list[float | None],
+                 generate: bool) -> list[asyncio.Future]:
+        """Queue a Serve batch for the model; returns one future per request, each awaited by its own caller (a
+        request that times out in the queue answers at once, not when its batch-mates finish)."""
         loop = asyncio.get_running_loop()
         futures = []
-        for text, name in zip(texts, names):
-            futures.append(loop.create_future())
-            self._waiting.append(_Waiting(generate, name, text, futures[-1]))
+        for text, name, deadline in zip(texts, names, deadlines):
+            waiting = _Waiting(generate, name, text, loop.create_future(), deadline)
+            futures.append(waiting.future)
+            if deadline is not None:
+                left = deadline - time.time()
+                if left <= 0:  # waited out its time before reaching this replica (queued at the ingress)
+                    self._expire(waiting)
+                    continue
+                loop.call_later(left, self._expire, waiting)
+            self._waiting.append(waiting)
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run_waiting())
-        return list(await asyncio.gather(*futures))
+        return futures
+
+    def _expire(self, waiting: _Waiting) -> None:
+        """Fail a request the model has not taken by its deadline (no-op once taken or answered)."""
+        if not waiting.started and not waiting.future.done():
+            waiting.future.set_exception(QueueTimeout(
+                f"waited over detector.queue_timeout_s={self.cfg.detector.queue_timeout_s}s for the model"))
 
     async def _run_waiting(self) -> None:
         """Run waiting requests through the model, one (method, model) group of up to max_batch_size at a time.
@@ -207,6 +232,8 @@ class DetectorServer:
             group = group[:self.cfg.batching.max_batch_size]
             taken = set(map(id, group))
             self._waiting = [w for w in self._waiting if id(w) not in taken]
+            for w in group:
+                w.started = True
             try:
                 adapter = await self.get_adapter(head.name) if head.name != self.cfg.base_name else None
                 rows = await loop.run_in_executor(self._pool, self._run_group, adapter, [w.text for w in group],
@@ -228,25 +255,29 @@ class DetectorServer:
 
     # max_concurrent_batches > 1: Serve hands every batch over at once and _run_waiting merges them.
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02, max_concurrent_batches=64)  # sizes: __init__
-    async def _analyze_batch(self, texts: list[str], names: list[str]) -> list[dict]:
-        return await self._process(texts, names, generate=True)
+    async def _analyze_batch(self, texts: list[str], names: list[str],
+                             deadlines: list[float | None]) -> list[asyncio.Future]:
+        return self._process(texts, names, deadlines, generate=True)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02, max_concurrent_batches=64)
-    async def _score_batch(self, texts: list[str], names: list[str]) -> list[dict]:
-        return await self._process(texts, names, generate=False)
+    async def _score_batch(self, texts: list[str], names: list[str],
+                           deadlines: list[float | None]) -> list[asyncio.Future]:
+        return self._process(texts, names, deadlines, generate=False)
 
     # -- called by the ingress -----------------------------------------------------------------------------------
     def _model_name(self) -> str:
         # The ingress sets the multiplexed model id to the adapter name (unset for the base model).
         return serve.get_multiplexed_model_id() or self.cfg.base_name
 
-    async def analyze(self, text: str) -> dict:
-        """Probability + generated verdict text for one communication, batched with concurrent calls."""
-        return await self._analyze_batch(text, self._model_name())
+    async def analyze(self, text: str, deadline: float | None = None) -> dict:
+        """Probability + generated verdict text for one communication, batched with concurrent calls.
+        Raises QueueTimeout when the model has not taken it by `deadline` (time.time())."""
+        return await (await self._analyze_batch(text, self._model_name(), deadline))
 
-    async def score(self, text: str) -> dict:
-        """P(NON_COMPLIANT) only (one forward pass), batched with concurrent calls."""
-        return await self._score_batch(text, self._model_name())
+    async def score(self, text: str, deadline: float | None = None) -> dict:
+        """P(NON_COMPLIANT) only (one forward pass), batched with concurrent calls. Raises QueueTimeout when the
+        model has not taken it by `deadline` (time.time())."""
+        return await (await self._score_batch(text, self._model_name(), deadline))
 
     async def info(self) -> dict:
         """The loaded base model's identity (answers once the model is loaded: readiness)."""

@@ -1,17 +1,51 @@
 """Request and response bodies of the HTTP API (they make its OpenAPI document, served at /docs).
 
 Requests reject unknown keys (a misspelt field is a 422, not silently ignored), except the
-OpenAI-compatible chat request, whose clients send many optional parameters.
+OpenAI-compatible chat request, whose clients send many optional parameters. Every string a request
+carries must be valid Unicode: JSON allows escapes of lone surrogates (`"\\ud800"`), which no
+tokenizer, audit file or response can encode; they are a 422 naming the field.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 EXAMPLE_TEXT = ("Client: Is the Harbor fund safe for my retirement savings?\n"
                 "Advisor: I guarantee you will not lose a cent on it.")
+
+
+def _lone_surrogate(value: Any, path: tuple = ()) -> str | None:
+    """Where in `value` (a string, or lists/dicts of them) the first lone surrogate sits, else None."""
+    if isinstance(value, str):
+        where = f" of {'.'.join(map(str, path))}" if path else ""
+        for i, ch in enumerate(value):
+            if "\ud800" <= ch <= "\udfff":
+                return f"character {i}{where} is \\u{ord(ch):04x}"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _lone_surrogate(key, path) if isinstance(key, str) else None
+        if found or (found := _lone_surrogate(item, (*path, key))):
+            return found
+    return None
+
+
+def _valid_unicode(value: Any) -> Any:
+    found = _lone_surrogate(value)
+    if found:
+        raise PydanticCustomError(
+            "invalid_unicode", "not valid Unicode: {found}, a lone surrogate (half of a UTF-16 pair); send the "
+            "text as UTF-8 or as complete \\uXXXX\\uXXXX pairs", {"found": found})
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+"""A request string that must be valid Unicode (no lone surrogates)."""
+Metadata = Annotated[dict[str, Any], AfterValidator(_valid_unicode)]
+"""Free-form request data: every string in it, keys included, must be valid Unicode."""
 
 
 class StrictRequest(BaseModel):
@@ -20,13 +54,13 @@ class StrictRequest(BaseModel):
 
 # -- requests ---------------------------------------------------------------------------------------------------
 class AnalyzeRequest(StrictRequest):
-    text: str = Field(description="The communication to judge (chat, e-mail or call transcript).",
+    text: Text = Field(description="The communication to judge (chat, e-mail or call transcript).",
                       examples=[EXAMPLE_TEXT])
-    id: str | None = Field(None, description="Your identifier, echoed back and written to the audit log.",
-                           examples=["msg-000123"])
-    metadata: dict[str, Any] | None = Field(None, description="Free-form data echoed back unchanged.",
+    id: Text | None = Field(None, description="Your identifier, echoed back and written to the audit log.",
+                            examples=["msg-000123"])
+    metadata: Metadata | None = Field(None, description="Free-form data echoed back unchanged.",
                                             examples=[{"channel": "chat"}])
-    adapter: str | None = Field(None, description="Model (adapter) name from GET /v1/models; default: the "
+    adapter: Text | None = Field(None, description="Model (adapter) name from GET /v1/models; default: the "
                                 "service's default. Also settable by the serve_multiplexed_model_id header.",
                                 examples=[None])
 
@@ -34,28 +68,28 @@ class AnalyzeRequest(StrictRequest):
 class BatchAnalyzeRequest(StrictRequest):
     items: list[AnalyzeRequest] = Field(description="Communications to judge; each may name its own adapter.",
                                         examples=[[{"text": EXAMPLE_TEXT, "id": "a"}]])
-    adapter: str | None = Field(None, description="Adapter for items that name none.")
+    adapter: Text | None = Field(None, description="Adapter for items that name none.")
 
 
 class ScoreRequest(StrictRequest):
-    text: str | None = Field(None, description="One communication (give `text` or `texts`).",
-                             examples=[EXAMPLE_TEXT])
-    texts: list[str] | None = Field(None, description="Several communications.")
-    adapter: str | None = Field(None, description="Model (adapter) name; default: the service's default.")
+    text: Text | None = Field(None, description="One communication (give `text` or `texts`).",
+                              examples=[EXAMPLE_TEXT])
+    texts: list[Text] | None = Field(None, description="Several communications.")
+    adapter: Text | None = Field(None, description="Model (adapter) name; default: the service's default.")
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: str = Field(examples=["user"])
-    content: str | list[dict[str, Any]] | None = Field(None, description="Text, or OpenAI content parts "
-                                                        "(only `text` parts are read).")
+    role: Text = Field(examples=["user"])
+    content: Annotated[str | list[dict[str, Any]] | None, AfterValidator(_valid_unicode)] = Field(
+        None, description="Text, or OpenAI content parts (only `text` parts are read).")
 
 
 class ChatCompletionRequest(BaseModel):
     """OpenAI chat.completions request; the last user message is the communication to judge."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(description="Model (adapter) name from GET /v1/models.", examples=["base"])
+    model: Text = Field(description="Model (adapter) name from GET /v1/models.", examples=["base"])
     messages: list[ChatMessage] = Field(examples=[[{"role": "user", "content": EXAMPLE_TEXT}]])
     stream: bool | None = Field(False, description="Must be false: answers are whole verdicts.")
 

@@ -90,11 +90,12 @@ class TestService:
                          "max_adapters_per_replica": 1},
             "limits": {"max_chars": 6000, "max_prompt_tokens": 600, "max_batch_items": 4},
             "auth": {"enabled": True, "api_key_file": str(folder / "key")},
-            "audit": {"path": str(folder / "audit.jsonl")},
+            "audit": {"path": str(folder / "audit" / "audit.jsonl")},  # the service creates the folder
         }
         deploy(args)
-        type(self).audit_path = folder / "audit.jsonl"
+        type(self).audit_path = folder / "audit" / "audit.jsonl"
         type(self).adapter_dirs = adapters
+        type(self).model_dir = str(tiny_mistral)
         yield
         serve.shutdown()
 
@@ -219,6 +220,64 @@ class TestService:
         assert r.status_code == status, r.text
         assert fragment in r.json()["error"]["message"], r.text
 
+    @pytest.mark.parametrize("path,raw,field", [
+        ("/v1/analyze", '{"text": "a \\ud800 b"}', "text"),
+        ("/v1/score", '{"text": "a \\ud800 b"}', "text"),
+        ("/v1/score", '{"texts": ["fine", "a \\udc00 b"]}', "texts.1"),
+        ("/v1/analyze/batch", '{"items": [{"text": "ok", "id": "\\ud83d"}]}', "items.0.id"),
+        ("/v1/analyze", '{"text": "ok", "metadata": {"note": ["x", "\\ud800"]}}', "metadata"),
+        ("/v1/chat/completions", '{"model": "base", "messages": [{"role": "user", "content": "\\ud800"}]}',
+         "messages.0.content"),
+    ])
+    def test_lone_surrogate_is_a_422_naming_the_field(self, path, raw, field):
+        """JSON may escape half a UTF-16 pair; no tokenizer can take it (was a 500 TypeError)."""
+        r = post(path, raw)
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["type"] == "invalid_request" and error["code"] == 422
+        assert error["problems"][0].startswith(f"{field}: not valid Unicode") and "lone surrogate" in error["message"]
+        assert post("/v1/score", '{"text": "a pair is fine: \\ud83d\\ude00"}').status_code == 200
+
+    def test_body_that_is_not_utf8_is_a_400_in_the_error_shape(self):
+        r = post("/v1/analyze", b'{"text": "caf\xe9 au lait"}')
+        assert r.status_code == 400, r.text
+        assert r.json() == {"error": {"message": r.json()["error"]["message"], "type": "invalid_request",
+                                      "code": 400, "problems": [r.json()["error"]["message"]]}}
+        assert "not valid UTF-8 (byte 0xe9 at position 13)" in r.json()["error"]["message"]
+        for method, path, status in (("get", "/v2/nothing", 404), ("get", "/v1/analyze", 405)):
+            other = requests.request(method, URL + path, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+            assert other.status_code == status and other.json()["error"]["code"] == status, other.text
+
+    @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+    def test_body_not_sent_as_json_is_a_415(self, content_type):
+        headers = {"Authorization": f"Bearer {KEY}", **({"content-type": content_type} if content_type else {})}
+        for path in ("/v1/analyze", "/v1/score"):
+            r = requests.post(URL + path, data=json.dumps({"text": TEXT}).encode(), headers=headers, timeout=30)
+            assert r.status_code == 415, r.text
+            error = r.json()["error"]
+            assert error["type"] == "unsupported_media_type" and "Content-Type: application/json" in error["message"]
+            assert (repr(content_type) if content_type else "none was sent") in error["message"]
+        r = requests.post(URL + "/v1/score", data="x", headers={"content-type": "text/plain"}, timeout=30)
+        assert r.status_code == 401  # auth is checked first
+        headers = {"Authorization": f"Bearer {KEY}", "content-type": "application/json; charset=utf-8"}
+        ok = requests.post(URL + "/v1/score", data=json.dumps({"text": TEXT}).encode(), headers=headers, timeout=60)
+        assert ok.status_code == 200, ok.text
+
+    def test_readyz_shows_model_paths_only_with_the_key(self):
+        open_ = requests.get(URL + "/readyz", timeout=10)
+        assert open_.status_code == 200 and open_.json()["status"] == "ready"
+        assert self.model_dir not in open_.text and {"model", "adapter"}.isdisjoint(open_.json()["model"])
+        assert open_.json()["model"]["version"] == Path(self.model_dir).name
+        wrong = requests.get(URL + "/readyz", headers={"Authorization": "Bearer wrong"}, timeout=10)
+        assert wrong.status_code == 200 and self.model_dir not in wrong.text
+        keyed = requests.get(URL + "/readyz", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+        assert keyed.status_code == 200 and keyed.json()["model"]["model"] == self.model_dir
+
+    def test_audit_log_is_private(self):
+        assert post("/v1/score", {"text": TEXT}).status_code == 200
+        assert self.audit_path.stat().st_mode & 0o777 == 0o600
+        assert self.audit_path.parent.stat().st_mode & 0o777 == 0o700
+
     def test_unknown_adapter_in_header_is_404(self):
         r = post("/v1/score", {"text": TEXT}, headers={"serve_multiplexed_model_id": "ghost"})
         assert r.status_code == 404 and "ghost" in r.json()["error"]["message"]
@@ -293,6 +352,43 @@ class TestOverload:
         assert slowest_ok > 1.5  # the rejections did not wait for the model
 
 
+class TestQueueTimeout:
+    @pytest.fixture(scope="class", autouse=True)
+    def slow_service(self, ray_session, tiny_mistral):
+        from ray import serve
+
+        # Room to queue (no 503 for overload) but a 0.5 s deadline to be taken by the model, whose batches of
+        # two take seconds (768 new tokens).
+        deploy({
+            "engine": {"model": str(tiny_mistral), "device": "cpu", "max_new_tokens": 768, "batch_size": 2},
+            "batching": {"max_batch_size": 2, "batch_wait_timeout_s": 0.05},
+            "detector": {"num_replicas": 1, "max_ongoing_requests": 4, "max_queued_requests": 16, "num_cpus": 1,
+                         "queue_timeout_s": 0.5},
+            "limits": {"max_prompt_tokens": 1024},
+        })
+        yield
+        serve.shutdown()
+
+    def test_waiting_past_queue_timeout_answers_503_with_retry_after(self):
+        def call(i):
+            t0 = time.perf_counter()
+            r = post("/v1/analyze", {"text": f"{TEXT} #{i}"}, key=None)
+            return r, time.perf_counter() - t0
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(call, range(8)))
+        codes = [r.status_code for r, _ in results]
+        assert set(codes) <= {200, 503} and codes.count(200) >= 1 and codes.count(503) >= 4, codes
+        slowest_ok = max(s for r, s in results if r.status_code == 200)
+        for r, seconds in results:
+            if r.status_code == 503:
+                body = r.json()["error"]
+                assert body["type"] == "queue_timeout" and "detector.queue_timeout_s=0.5" in body["message"]
+                assert body["code"] == 503 and r.headers["Retry-After"] == "1"
+                assert seconds < slowest_ok, (seconds, slowest_ok)  # answered when due, not after the model
+        assert post("/v1/score", {"text": TEXT}, key=None).status_code == 200  # an idle service takes requests
+
+
 def test_jobs_serve_smoke_runs_the_entry_point(ray_session, tiny_mistral, tmp_path):
     """`python -m jobs.serve --config serve/config_demo.yaml --smoke`, tiny model, on the session's cluster."""
     env = {**os.environ, "RAY_ADDRESS": ray_session[0], "PYTHONPATH": str(ROOT)}
@@ -340,6 +436,13 @@ def test_rayservice_manifest_embeds_a_valid_app():
     gpus = [g for g in cluster["workerGroupSpecs"]
             if g["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")]
     assert gpus and cfg.detector.num_gpus == 1
+
+
+def test_demo_audit_log_is_not_in_a_shared_tmp_folder():
+    app = yaml.safe_load((ROOT / "serve" / "config_demo.yaml").read_text())["applications"][0]
+    path = parse_app_config(app["args"]).audit.path
+    assert not Path(path).is_absolute() and path.startswith("runs/"), path
+    assert parse_app_config(app["args"]).audit.file_mode == "0600"
 
 
 def test_config_errors_are_listed_in_key_names():
