@@ -245,9 +245,42 @@ def eval_config(args, model: str, name: str, workdir: Path):
                           f"output_dir={workdir / 'eval' / name}", f"title={json.dumps(name)}"])
 
 
+def also_eval_config(args, config_path: str, model: str, name: str, workdir: Path):
+    """An extra evaluation (--also-eval NAME=CONFIG, e.g. the hand-written set read raw) of one model."""
+    from pipeline.config import EvaluateConfig, load_config
+
+    return load_config(EvaluateConfig, config_path,
+                       (GPU_EVAL if args.gpu else []) + list(args.eval_set)
+                       + [f"engine.model={model}", f"output_dir={workdir / 'eval' / name}", f"title={json.dumps(name)}"])
+
+
+def also_eval_rows(args, model: str, name: str, workdir: Path) -> dict:
+    """{set name: eval_row} for every --also-eval set."""
+    from pipeline.evaluation import run_evaluation
+
+    rows = {}
+    for spec in args.also_eval:
+        set_name, config_path = spec.split("=", 1)
+        rows[set_name] = eval_row(run_evaluation(also_eval_config(args, config_path, model, f"{name}~{set_name}",
+                                                                  workdir)))
+    return rows
+
+
+def _audit_figures(metrics: dict) -> dict:
+    """The issue-14 audits of a run: pair consistency, manipulation flips, the bag-of-words baseline."""
+    a = metrics.get("audits", {})
+    pairs, flips, bow = a.get("pair_consistency", {}), a.get("manipulation", {}), a.get("shortcut", {})
+    sets = bow.get("sets", {})
+    bow_set = sets.get("evaluated set") or sets.get("test") or {}
+    return {"pairs": pairs.get("n_pairs"), "same_verdict_rate": pairs.get("same_verdict_rate"),
+            "flip_rate": flips.get("flip_rate"), "flips": flips.get("n_flipped"), "flip_eligible": flips.get("n_eligible"),
+            "bow_accuracy": bow_set.get("accuracy"), "bow_roc_auc": bow_set.get("roc_auc"),
+            "recall": metrics["verdict"].get("recall")}
+
+
 def eval_row(metrics: dict) -> dict:
     v, p = metrics["verdict"], metrics["probability"]
-    return {
+    return {**_audit_figures(metrics),
         "examples": metrics["n"], "json_valid": metrics["json_validity"]["rate"],
         "parse_status": metrics["json_validity"]["by_status"], "grounded": metrics["grounding"]["rate"],
         "n_quotes": metrics["grounding"]["n_quotes"], "accuracy": v["accuracy"], "precision": v["precision"],
@@ -310,6 +343,7 @@ def run_lane(args, variants: list[dict], base: bool, workdir: Path, results_path
         row = {"name": "base", "overrides": [], "model": "embedded"}
         try:
             row["eval"] = eval_row(run_evaluation(eval_config(args, "embedded", "base", workdir)))
+            row["also"] = also_eval_rows(args, "embedded", "base", workdir)
         except Exception as e:  # noqa: BLE001 - the sweep goes on; the row says what failed
             row["error"] = f"{type(e).__name__}: {e}"
             traceback.print_exc()
@@ -347,6 +381,8 @@ def run_lane(args, variants: list[dict], base: bool, workdir: Path, results_path
                 row["train"] = train_row(result.metrics, time.time() - t1)
             save()
             row["eval"] = eval_row(run_evaluation(eval_config(args, str(artifact), variant["name"], workdir)))
+            save()
+            row["also"] = also_eval_rows(args, str(artifact), variant["name"], workdir)
             t = row["train"]
             last = latest_checkpoint(workdir / "ray" / variant["name"]) if args.eval_last else None
             if last is not None and t.get("best_step") not in (None, t.get("global_step")) and last[0] == t.get("global_step"):
@@ -415,6 +451,24 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_sets_table(rows: list[dict]) -> str:
+    """Per model and evaluation set: verdict and audit figures side by side with the bag-of-words baseline."""
+    head = (f"{'variant':<16} {'set':<12} {'n':>4} {'JSON':>6} {'acc':>5} {'F1':>5} {'AUC':>5} {'recall':>6} "
+            f"{'same':>5} {'flips':>6} {'BoW acc':>7} {'BoW AUC':>7}")
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        sets = ({"test split": row["eval"]} if row.get("eval") else {}) | row.get("also", {})
+        for name, e in sets.items():
+            flips = f"{e['flips']}/{e['flip_eligible']}" if e.get("flip_eligible") is not None else "-"
+            lines.append(f"{row['name']:<16} {name:<12} {e['examples']:>4} {_fmt(e['json_valid'], 'pct'):>6} "
+                         f"{_fmt(e['accuracy']):>5} {_fmt(e['f1']):>5} {_fmt(e['roc_auc']):>5} {_fmt(e['recall']):>6} "
+                         f"{_fmt(e['same_verdict_rate']):>5} {flips:>6} {_fmt(e['bow_accuracy']):>7} "
+                         f"{_fmt(e['bow_roc_auc']):>7}")
+    lines.append("same = share of pairs given one verdict for both versions; flips = violations turned COMPLIANT by "
+                 "reviewer-manipulation text / eligible; BoW = TF-IDF + logistic regression trained on the train split.")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------------------------------
@@ -434,6 +488,9 @@ def parse_args(argv=None):
     ap.add_argument("--prepared", default="runs/prepared", help="prepared data: train/validation/test splits")
     ap.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE", help="train overrides for every variant")
     ap.add_argument("--eval-set", nargs="*", default=[], metavar="KEY=VALUE", help="evaluate overrides for every run")
+    ap.add_argument("--also-eval", action="append", default=[], metavar="NAME=CONFIG",
+                    help="also evaluate every model with this evaluate config (e.g. "
+                         "handwritten=jobs/configs/evaluate_handwritten.yaml); repeatable")
     ap.add_argument("--evals-per-epoch", type=float, default=None,
                     help="set train.eval_steps = save_steps to this many per epoch (default 2 with --gpu)")
     ap.add_argument("--workdir", default="runs/sweep", help="adapters, Ray runs, evaluations and logs go here")
@@ -525,6 +582,7 @@ def main(argv=None) -> int:
               "eval_set": (GPU_EVAL if args.gpu else []) + list(args.eval_set), "device": _device(), "rows": rows}
     out.write_text(json.dumps(result, indent=2, default=str))
     print(format_table(rows), flush=True)
+    print(format_sets_table(rows), flush=True)
     print(f"results: {out}", flush=True)
     return 0 if all("error" not in r for r in rows) else 1
 
