@@ -38,8 +38,9 @@ def test_rerun_after_an_interrupted_run_has_one_row_per_id(tiny_mistral, ray_ses
 
     from jobs.score import run
 
+    # One bad line, so this test does not hinge on the summary of a run without rejects (item 4b).
     archive = write_jsonl(tmp_path / "archive" / "chats.jsonl",
-                          [{"id": f"m{i}", "text": f"Advisor: a {i}% return, no risk."} for i in range(6)])
+                          [{"id": f"m{i}", "text": f"Advisor: a {i}% return, no risk."} for i in range(6)] + ["{bad"])
     out = tmp_path / "out"
     # What an interrupted run left behind: part of the scores.
     (out / "scores").mkdir(parents=True)
@@ -51,6 +52,7 @@ def test_rerun_after_an_interrupted_run_has_one_row_per_id(tiny_mistral, ray_ses
         assert job_main(ScoreConfig, run, None, argv) == 0
         scores = pd.read_parquet(out / "scores")
         assert len(scores) == 6 and scores["id"].is_unique
+        assert len(open(out / "rejects.jsonl").readlines()) == 1
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert job_main(ScoreConfig, run, None, [*argv[1:], f"paths=[{tmp_path / 'nowhere.jsonl'}]"]) == 1
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
