@@ -155,7 +155,7 @@ def more_data(base_prepared: Path, workdir: Path, pairs: int, seed: int, prepare
 
     root = workdir / "data" / f"extra{pairs}-s{seed}"
     merged = root / "prepared"
-    if (merged / "manifest.json").is_file():
+    if (merged / "_manifest.json").is_file():
         return merged
     raw, extra = root / "raw", root / "prepared_extra"
     shutil.rmtree(root, ignore_errors=True)
@@ -183,8 +183,8 @@ def more_data(base_prepared: Path, workdir: Path, pairs: int, seed: int, prepare
     for f in (base_prepared / "split=train").glob("*.parquet"):
         shutil.copy(f, merged / "split=train" / f.name)
     pq.write_table(add_kept, merged / "split=train" / f"extra{pairs}-s{seed}.parquet")
-    manifest = json.loads((base_prepared / "manifest.json").read_text())
-    extra_manifest = json.loads((extra / "manifest.json").read_text())
+    manifest = json.loads((base_prepared / "_manifest.json").read_text())
+    extra_manifest = json.loads((extra / "_manifest.json").read_text())
     manifest["content_hash"] = hashlib.sha256(
         (manifest["content_hash"] + extra_manifest["content_hash"] + str(sorted(bad_items))).encode()).hexdigest()
     manifest["splits"]["train"]["records"] = base["train"].num_rows + add_kept.num_rows
@@ -194,7 +194,7 @@ def more_data(base_prepared: Path, workdir: Path, pairs: int, seed: int, prepare
         "extra_rows_kept": add_kept.num_rows, "base_train_rows": base["train"].num_rows,
         "extra_content_hash": extra_manifest["content_hash"],
     }
-    (merged / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (merged / "_manifest.json").write_text(json.dumps(manifest, indent=2))
     log.warning("more data %s: %s", merged, manifest["sweep_extra"])
     return merged
 
@@ -210,7 +210,7 @@ def _check(cmd: list[str]) -> None:
 
 
 def steps_per_epoch(prepared: Path, effective_batch: int) -> int:
-    manifest = json.loads((prepared / "manifest.json").read_text())
+    manifest = json.loads((prepared / "_manifest.json").read_text())
     return max(1, math.ceil(manifest["splits"]["train"]["records"] / effective_batch))
 
 
@@ -368,7 +368,7 @@ def run_lane(args, variants: list[dict], base: bool, workdir: Path, results_path
             row.update(prepared=str(prepared), sweep=own, effective_batch=cfg.effective_batch,
                        eval_steps=cfg.train.eval_steps)
             if prepared != Path(args.prepared):
-                row["data"] = json.loads((prepared / "manifest.json").read_text()).get("sweep_extra")
+                row["data"] = json.loads((prepared / "_manifest.json").read_text()).get("sweep_extra")
             artifact = Path(cfg.output_dir)
             if args.reuse and (artifact / "metrics.json").is_file():
                 row["train"] = train_row(json.loads((artifact / "metrics.json").read_text()), 0.0)

@@ -40,7 +40,7 @@ def ensure_inputs(model_dir: Path, prepared: Path) -> None:
         t = time.time()
         save_random_mistral(model_dir, "7b", dtype="bfloat16")
         print(f"built random Mistral-7B in {model_dir} ({time.time() - t:.0f}s)", flush=True)
-    if not (prepared / "manifest.json").is_file():
+    if not (prepared / "_manifest.json").is_file():
         run([sys.executable, "-m", "jobs.prepare", "--config", "jobs/configs/prepare_sample.yaml",
              f"model.name_or_path={model_dir}", f"data.output_dir={prepared}"])
 

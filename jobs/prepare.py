@@ -4,8 +4,9 @@
         python -m jobs.prepare --config jobs/configs/prepare_sample.yaml
     python -m jobs.prepare --config jobs/configs/prepare_sample.yaml data.max_seq_len=4096   # local Ray
 
-Writes <data.output_dir>/split={train,validation,test,rejected}/*.parquet, rejects.jsonl and
-manifest.json, and prints a summary. Exits 2 on a bad config, 1 on a failed run.
+Writes <data.output_dir>/split={train,validation,test,rejected}/*.parquet, _rejects.jsonl and
+_manifest.json (replacing the folder only when the run succeeds), and prints a summary. Exits 2 on a
+bad config, 1 on a failed run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pipeline.config import PrepareConfig
 
 
 def run(cfg: PrepareConfig) -> None:
-    from pipeline.manifest import format_summary
+    from pipeline.manifest import MANIFEST_NAME, format_summary
     from pipeline.prepare import run_prepare
     from pipeline.runtime import bound_data_memory, init_ray
 
@@ -26,7 +27,7 @@ def run(cfg: PrepareConfig) -> None:
         bound_data_memory(int(cfg.ray.data_memory_gb * 2**30))
     result = run_prepare(cfg)
     print(format_summary(result.manifest))
-    print(f"manifest: {result.output_dir}/manifest.json")
+    print(f"manifest: {result.output_dir}/{MANIFEST_NAME}")
 
 
 if __name__ == "__main__":

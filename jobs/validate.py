@@ -4,12 +4,17 @@
     python -m jobs.validate jobs/configs/*.yaml
 
 The job is named by --job, or inferred from the file name's prefix (prepare_*, train_*, ...).
-Exits 0 when all are valid, 2 otherwise.
+Data and model paths that do not exist on this machine are reported as warnings (they may exist only
+on the cluster, or be written by an earlier job); cloud URIs and hub ids are not checked from here.
+Exits 0 when all are valid (warnings included), 2 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +31,60 @@ def config_class(path: str, job: str | None) -> type:
     return JOBS[name]
 
 
+def _paths_of(cfg) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(key, value) of the config's data paths and of its model paths."""
+    data, models = [], []
+    if isinstance(cfg, C.PrepareConfig):
+        data += [("data.paths", p) for p in cfg.data.paths]
+        models.append(("model.name_or_path", cfg.model.name_or_path))
+    elif isinstance(cfg, C.TrainConfig):
+        data.append(("data.prepared_dir", cfg.data.prepared_dir))
+        models.append(("model.name_or_path", cfg.model.name_or_path))
+    elif isinstance(cfg, C.EvaluateConfig):
+        data += [("data.paths", p) for p in cfg.data.paths] if cfg.data.paths else [
+            ("data.prepared_dir", cfg.data.prepared_dir or "")]
+        data += [("compare_to", p) for p in cfg.compare_to]
+    elif isinstance(cfg, C.ScoreConfig):
+        data += [("paths", p) for p in cfg.paths]
+    engine = getattr(cfg, "engine", None)
+    if engine is not None:
+        models += [("engine.model", engine.model)] + ([("engine.adapter", engine.adapter)] if engine.adapter else [])
+    return data, models
+
+
+def _exists(path: str) -> bool:
+    path = os.path.expanduser(path)
+    return bool(glob.glob(path)) if glob.has_magic(path) else os.path.exists(path)
+
+
+def path_warnings(cfg) -> tuple[list[str], int]:
+    """Warnings for data and model paths that do not exist here, and the number of remote ones not checked.
+
+    A model that is not a local folder and looks like a hub id (``org/name``) is fetched at run time,
+    so only model values that look like local paths are checked.
+    """
+    data, models = _paths_of(cfg)
+    warnings, remote = [], 0
+    for key, value in data:
+        if "://" in value:
+            remote += 1
+        elif not _exists(value):
+            warnings.append(f"{key}={value!r} does not exist on this machine (fine only if the cluster has it "
+                            "or an earlier job writes it)")
+    for key, value in models:
+        if value == "embedded" or "://" in value or _exists(value):
+            remote += "://" in value
+            continue
+        hub_like = re.fullmatch(r"[\w.-]+/[\w.-]+", value) and not value.startswith(".") \
+            and not os.path.isdir(value.split("/")[0])
+        if hub_like:
+            remote += 1
+        else:
+            warnings.append(f"{key}={value!r} is not a folder on this machine (fine only if the cluster has it "
+                            "or an earlier job writes it)")
+    return warnings, remote
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", action="append", default=[], help="config file (repeatable)")
@@ -40,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         try:
             cfg = C.load_config(config_class(path, args.job), path, overrides)
-            print(f"ok      {path} ({type(cfg).__name__})")
+            warnings, remote = path_warnings(cfg)
+            unchecked = f"; {remote} remote or hub path(s) not checked" if remote else ""
+            print(f"{'warning' if warnings else 'ok':<7} {path} ({type(cfg).__name__}{unchecked})")
+            for w in warnings:
+                print(f"  warning: {w}")
         except C.ConfigError as e:
             failed += 1
             print(f"invalid {path}: {e}", file=sys.stderr)

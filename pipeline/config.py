@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
+from pipeline.outputs import ACCESS_DESCRIPTION, OutputAccess
+
 C = TypeVar("C", bound=BaseModel)
 
 
@@ -97,10 +99,10 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_errors(err: ValidationError) -> str:
+def format_errors(err: ValidationError | list[dict]) -> str:
     """One line per problem, in dotted user key names, with the offending value."""
     lines = []
-    for e in err.errors():
+    for e in err.errors() if isinstance(err, ValidationError) else err:
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (check the spelling; see --help-config)")
@@ -130,7 +132,33 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{cls.__name__} has {e.error_count()} problem(s):\n{format_errors(e)}") from e
+        errors = e.errors() + cross_field_errors(cls, data, e)
+        raise ConfigError(f"{cls.__name__} has {len(errors)} problem(s):\n{format_errors(errors)}") from e
+
+
+def cross_field_errors(cls: type[BaseModel], data: dict[str, Any], err: ValidationError) -> list[dict]:
+    """The cross-field problems pydantic did not reach because some fields were invalid.
+
+    Model-level checks run only on a config whose fields all validate, so they are run again with
+    the invalid keys left out (their defaults take their place); what they report is added to the
+    field errors, and the user sees every problem in one report.
+    """
+    import copy
+
+    trimmed = copy.deepcopy(data)
+    for e in err.errors():
+        parent, key, node = None, None, trimmed
+        for part in e["loc"]:  # descend to the deepest mapping on the error's path
+            if not isinstance(node, dict) or part not in node:
+                break
+            parent, key, node = node, part, node[part]
+        if parent is not None:
+            del parent[key]
+    try:
+        cls.model_validate(trimmed)
+    except ValidationError as again:
+        return [x for x in again.errors() if x["type"] == "cross_field" or not x["loc"]]
+    return []
 
 
 def config_to_dict(cfg: BaseModel) -> dict[str, Any]:
@@ -157,7 +185,9 @@ class DataConfig(Strict):
         description="Input JSON Lines: files, directories, globs, .gz, or cloud URIs (s3://, gs://) Ray Data reads.",
         min_length=1,
     )
-    output_dir: str = Field("runs/prepared", description="Where the Parquet splits, rejects and manifest go.")
+    output_dir: str = Field("runs/prepared", description="Where the Parquet splits, rejects and manifest go; "
+                            "written beside it first and swapped in only when the run succeeds.")
+    output_access: OutputAccess = Field("owner", description=ACCESS_DESCRIPTION)
     max_seq_len: int = Field(2048, ge=64, le=131072, description="Token budget of one formatted example (prompt + answer).")
     overlong: Literal["reject", "truncate"] = Field(
         "reject", description="Examples over max_seq_len: 'reject' them, or 'truncate' the communication to fit "
@@ -268,7 +298,7 @@ class TrainSettings(Strict):
 
 class TrainDataConfig(Strict):
     prepared_dir: str = Field("runs/prepared", description="Output of jobs/prepare.py: split=train/, "
-                              "split=validation/ Parquet and manifest.json (a local/shared folder or cloud URI).")
+                              "split=validation/ Parquet and _manifest.json (a local/shared folder or cloud URI).")
     limit: int | None = Field(None, ge=1, description="Train on the first N training examples only (quick runs).")
     eval_limit: int | None = Field(None, ge=1, description="Evaluate on the first N validation examples only.")
 
@@ -444,7 +474,9 @@ class EvaluateConfig(Strict):
 
     engine: EngineConfig = Field(default_factory=EngineConfig, description="The detector and how it runs.")
     data: EvalDataConfig = Field(default_factory=EvalDataConfig, description="What is evaluated.")
-    output_dir: str = Field("runs/eval", description="Predictions Parquet, metrics.json and the report go here.")
+    output_dir: str = Field("runs/eval", description="Predictions Parquet, metrics.json and the report go here "
+                            "(replaced whole when the run succeeds).")
+    output_access: OutputAccess = Field("owner", description=ACCESS_DESCRIPTION)
     title: str | None = Field(None, description="Report title (default: the model's version).")
     generate: bool = Field(True, description="Generate full verdicts (false: probability-only triage metrics).")
     probability: bool = Field(True, description="Compute P(NON_COMPLIANT) by one forward pass per example.")
@@ -475,7 +507,9 @@ class ScoreConfig(Strict):
     paths: list[str] = Field(..., min_length=1, description="Archive: JSON Lines (.jsonl/.gz) or Parquet files/folders/URIs.")
     text_field: str = Field("text", description="Field holding the communication text.")
     id_field: str = Field("id", description="Field holding the communication id (line position when absent).")
-    output_dir: str = Field("runs/score", description="Scores Parquet, rejects and summary go here.")
+    output_dir: str = Field("runs/score", description="Scores Parquet, rejects and summary go here (replaced whole "
+                            "when the run succeeds).")
+    output_access: OutputAccess = Field("owner", description=ACCESS_DESCRIPTION)
     threshold: float = Field(0.5, gt=0, lt=1, description="P(NON_COMPLIANT) at or above which a message is flagged.")
     explain: bool = Field(True, description="Generate the full verdict (evidence, rule, reasoning) for flagged messages.")
     max_chars: int = Field(50_000, ge=100, description="Longer communications are rejected (counted), not cut.")

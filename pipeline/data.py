@@ -198,15 +198,3 @@ def file_labels(paths: list[str]) -> dict[str, str]:
     root = os.path.dirname(os.path.commonprefix(paths) if len(paths) > 1 else paths[0])
     return {p: p[len(root):].lstrip("/") for p in paths}
 
-
-def clean_output(output_dir: str, staging_only: bool = False) -> None:
-    """Remove the previous run's split folders, or only the staging folder (local and cloud paths)."""
-    import pyarrow.fs
-
-    fs, root = pyarrow.fs.FileSystem.from_uri(output_dir if "://" in output_dir else os.path.abspath(output_dir))
-    names = ["_staging"] if staging_only else ["_staging", *(f"split={s}" for s in CODES[:4])]
-    for name in names:
-        try:
-            fs.delete_dir(f"{root}/{name}")
-        except (FileNotFoundError, OSError):
-            pass

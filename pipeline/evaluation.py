@@ -83,19 +83,21 @@ def read_inputs(cfg: EvaluateConfig):
     """The examples to evaluate as a Ray Dataset with INPUT_COLUMNS (prepared split or raw JSONL)."""
     import ray.data
 
+    from pipeline.outputs import absolute, is_uri
+
     if cfg.data.paths:
         from pipeline.data import file_labels, parse_lines
         from pipeline.reader import JsonLinesSource
 
-        source = JsonLinesSource(cfg.data.paths, max_line_bytes=2_000_000)
+        source = JsonLinesSource([absolute(p) for p in cfg.data.paths], max_line_bytes=2_000_000)
         ds = (ray.data.read_datasource(source)
               .map_batches(parse_lines, fn_kwargs={"labels": file_labels(source._paths())}, batch_format="pyarrow")
               .filter(expr="status == 'accepted'"))
     else:
-        split_dir = Path(cfg.data.prepared_dir or "") / f"split={cfg.data.split}"
-        if "://" not in str(cfg.data.prepared_dir) and not split_dir.is_dir():
+        split_dir = f"{absolute(cfg.data.prepared_dir or '').rstrip('/')}/split={cfg.data.split}"
+        if not is_uri(split_dir) and not Path(split_dir).is_dir():
             raise FileNotFoundError(f"data.prepared_dir: no {split_dir} (run jobs.prepare first, or set data.paths)")
-        ds = ray.data.read_parquet(str(split_dir))
+        ds = ray.data.read_parquet(split_dir)
     ds = ds.select_columns(INPUT_COLUMNS)
     if cfg.data.sample:
         ds = ds.random_sample(cfg.data.sample, seed=cfg.data.seed)
@@ -127,10 +129,20 @@ def cpu_threads(cpus: float) -> None:
 
 
 def run_evaluation(cfg: EvaluateConfig) -> dict:
-    """Predict every example, write predictions/metrics/report; return the metrics dict.
+    """Predict every example, write predictions/metrics/report into a staging folder that replaces
+    `output_dir` when the run succeeds (a failed run leaves the previous one as it was); return the metrics.
 
     Raises FileNotFoundError when the input split is missing.
     """
+    from pipeline.outputs import staged_output
+
+    t0 = time.time()
+    check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=0)
+    with staged_output(cfg.output_dir, cfg.output_access) as stage:
+        return _evaluate_into(cfg, Path(stage), t0)
+
+
+def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
     import ray.data
 
     from pipeline.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
@@ -139,10 +151,6 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     from pipeline.report import write_report
     from pipeline.runtime import provenance
 
-    t0 = time.time()
-    check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=0)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     # An evaluation set is small: read it whole first, so engine actors may take every CPU.
     ds = read_inputs(cfg).materialize()
     if cfg.manipulation_examples:  # violations again, with manipulation injected (pipeline/audits.py)
@@ -199,7 +207,9 @@ def comparison_runs(cfg: EvaluateConfig, metrics: dict) -> list[tuple[str, dict]
 
 
 def _manifest_hash(cfg: EvaluateConfig) -> str | None:
-    path = Path(cfg.data.prepared_dir or "") / "manifest.json"
+    from pipeline.manifest import MANIFEST_NAME
+
+    path = Path(cfg.data.prepared_dir or "") / MANIFEST_NAME
     if cfg.data.paths or not path.is_file():
         return None
     return json.loads(path.read_text()).get("content_hash")

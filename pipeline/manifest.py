@@ -16,8 +16,12 @@ import pandas as pd
 from pipeline.runtime import provenance
 from pipeline.validation import REASONS
 
-FILE_LEVEL = ("empty_file", "unreadable_file")
+FILE_LEVEL = ("empty_file", "unreadable_file", "dangling_symlink")
 SPLITS = ("train", "validation", "test")
+# Beside the split=* partitions: the leading '_' makes pyarrow, Ray Data and Spark skip them, so the
+# prepared folder reads directly as one Parquet dataset.
+MANIFEST_NAME = "_manifest.json"
+REJECTS_NAME = "_rejects.jsonl"
 
 
 def _open_out(path: str):

@@ -14,10 +14,11 @@ import pandas as pd
 
 from pipeline.audits import shortcut_audit_from_prepared
 from pipeline.config import PrepareConfig, config_to_dict
-from pipeline.data import CODES, SplitPlan, clean_output, file_labels, format_records, parse_lines, stamp_split
+from pipeline.data import CODES, SplitPlan, file_labels, format_records, parse_lines, stamp_split
 from pipeline.formatting import SYSTEM_PROMPT, resolve_system_role
-from pipeline.manifest import build_manifest, write_json, write_rejects
-from pipeline.reader import JsonLinesSource
+from pipeline.manifest import MANIFEST_NAME, REJECTS_NAME, build_manifest, write_json, write_rejects
+from pipeline.outputs import absolute, remove_tree, staged_output
+from pipeline.reader import JsonLinesSource, broken_links, file_event_table
 from pipeline.splitting import UnionFind, assign_splits
 
 log = logging.getLogger(__name__)
@@ -98,43 +99,51 @@ def check_inputs(paths: list[str]) -> None:
 
 def run_prepare(cfg: PrepareConfig) -> PrepareResult:
     """Run both passes; write ``<output_dir>/split={train,validation,test,rejected}/`` Parquet (Hive
-    partitions, which Ray Data, pyarrow, datasets and Spark read natively), ``rejects.jsonl`` and
-    ``manifest.json``. Raises ValueError for inputs that match no file."""
+    partitions, which Ray Data, pyarrow, datasets and Spark read natively, the folder as a whole too),
+    ``_rejects.jsonl`` and ``_manifest.json``. The output is built in a staging folder and replaces the
+    previous one only on success. Relative input and output paths are resolved on the driver, so Ray
+    workers in other directories (``ray.address`` set) read and write the same files.
+    Raises FileNotFoundError for inputs that match no file."""
     import ray
     import ray.data
 
     from pipeline.models import load_tokenizer, resolve_model_path
 
     t0 = time.time()
-    out = cfg.data.output_dir.rstrip("/")
-    check_inputs(cfg.data.paths)
-    source = JsonLinesSource(cfg.data.paths, max_line_bytes=cfg.data.max_line_bytes)
-    paths = source._paths()  # the expanded file list (globs, folders) exactly as Ray will read it
+    out = absolute(cfg.data.output_dir.rstrip("/"))
+    inputs = [absolute(p) for p in cfg.data.paths]
+    check_inputs(inputs)
+    source = JsonLinesSource(inputs, max_line_bytes=cfg.data.max_line_bytes)
+    dangling = broken_links(inputs)
+    paths = source._paths() + [p for p, _ in dangling]  # every file as Ray will read it, and the unreadable links
     labels = file_labels(paths)
     model_path = resolve_model_path(cfg.model.name_or_path)  # converts the embedded model once, here
     tokenizer = load_tokenizer(model_path, cfg.model.revision, cfg.model.trust_remote_code)
     system_role = resolve_system_role(tokenizer, cfg.format.system_prompt or SYSTEM_PROMPT, cfg.format.system_role)
-    clean_output(out)
-    staging = f"{out}/_staging"
-    (ray.data.read_datasource(source)
-        .map_batches(parse_lines, fn_kwargs={"labels": labels}, batch_format="pyarrow", batch_size=None)
-        .map_batches(format_records, fn_kwargs=dict(
-            model_path=model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
-            system_prompt=cfg.format.system_prompt, system_role=system_role, max_seq_len=cfg.data.max_seq_len,
-            overlong=cfg.data.overlong), batch_format="pyarrow", batch_size=256)
-        .write_parquet(staging))
-    keys = ray.data.read_parquet(staging, columns=KEY_COLUMNS).to_pandas()
-    plan, keys = plan_splits(keys, cfg)
-    (ray.data.read_parquet(staging)
-        .map_batches(stamp_split, fn_kwargs={"plan_ref": ray.put(plan)}, batch_format="pyarrow", batch_size=None)
-        .write_parquet(out, partition_cols=["split"]))
-    clean_output(out, staging_only=True)
-    write_rejects(keys, f"{out}/rejects.jsonl")
-    manifest = build_manifest(keys, cfg, paths, labels, tokenizer, system_role, time.time() - t0)
-    manifest["config"] = config_to_dict(cfg)
-    manifest["outputs"] = {s: f"{out}/split={s}" for s in ("train", "validation", "test", "rejected")}
-    manifest["outputs"]["rejects"] = f"{out}/rejects.jsonl"
-    manifest["shortcut_audit"] = (shortcut_audit_from_prepared(out, splits=("validation", "test")) if "://" not in out
-                                  else {"skipped": "the audit reads local prepared folders only"})
-    write_json(f"{out}/manifest.json", manifest)
+    lines = ray.data.read_datasource(source)
+    if dangling:
+        lines = lines.union(ray.data.from_arrow(file_event_table(dangling, "dangling_symlink")))
+    with staged_output(out, cfg.data.output_access) as stage:
+        staging = f"{stage}/_staging"
+        (lines
+            .map_batches(parse_lines, fn_kwargs={"labels": labels}, batch_format="pyarrow", batch_size=None)
+            .map_batches(format_records, fn_kwargs=dict(
+                model_path=model_path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
+                system_prompt=cfg.format.system_prompt, system_role=system_role, max_seq_len=cfg.data.max_seq_len,
+                overlong=cfg.data.overlong), batch_format="pyarrow", batch_size=256)
+            .write_parquet(staging))
+        keys = ray.data.read_parquet(staging, columns=KEY_COLUMNS).to_pandas()
+        plan, keys = plan_splits(keys, cfg)
+        (ray.data.read_parquet(staging)
+            .map_batches(stamp_split, fn_kwargs={"plan_ref": ray.put(plan)}, batch_format="pyarrow", batch_size=None)
+            .write_parquet(stage, partition_cols=["split"]))
+        remove_tree(staging)
+        write_rejects(keys, f"{stage}/{REJECTS_NAME}")
+        manifest = build_manifest(keys, cfg, paths, labels, tokenizer, system_role, time.time() - t0)
+        manifest["config"] = config_to_dict(cfg)
+        manifest["outputs"] = {s: f"{out}/split={s}" for s in ("train", "validation", "test", "rejected")}
+        manifest["outputs"]["rejects"] = f"{out}/{REJECTS_NAME}"
+        manifest["shortcut_audit"] = (shortcut_audit_from_prepared(str(stage), splits=("validation", "test"))
+                                      if "://" not in out else {"skipped": "the audit reads local prepared folders only"})
+        write_json(f"{stage}/{MANIFEST_NAME}", manifest)
     return PrepareResult(out, manifest)

@@ -3,12 +3,16 @@
 Ray's own ``read_json`` fails a whole read on one bad line and ``read_text`` loads each file whole.
 This source streams each file (plain, gzip, or anything Arrow decompresses; local or cloud) in
 chunks and yields one row per line: (path, line number, raw bytes). Lines over the size limit are
-not carried (only their length), a truncated compressed stream ends with a reject row, and an empty
-file yields one row saying so, so nothing is dropped and memory stays bounded by the chunk size.
+not carried (only their length), a truncated compressed stream ends with a reject row, an empty
+file or one that cannot be opened yields one row saying so, so nothing is dropped and memory stays
+bounded by the chunk size. Ray's listing skips symlinks that point nowhere; `broken_links` finds
+them so the job can count them.
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import zlib
 from typing import Iterator
 
@@ -26,7 +30,8 @@ SCHEMA = pa.schema([
 class JsonLinesSource(FileBasedDatasource):
     """Rows ``path, line, raw, oversize, error, detail`` for every line of every file.
 
-    `error` is '' for a line, or a file-level reason (empty_file, truncated_gzip, unreadable_file).
+    `error` is '' for a line, or a file-level reason (empty_file, truncated_gzip, unreadable_file,
+    dangling_symlink).
     """
 
     _FILE_EXTENSIONS = ["jsonl", "json", "ndjson", "gz", "bz2", "zst", "lz4", "txt"]
@@ -39,7 +44,17 @@ class JsonLinesSource(FileBasedDatasource):
         # gzip is decoded here, not by Arrow: Arrow fails a truncated stream whole, losing the good lines.
         return None if path.endswith(".gz") else super().resolve_compression(path, open_args)
 
+    def _open_input_source(self, filesystem, path: str, **open_args):
+        # A file listed but not openable (no permission, deleted since the listing) is one reject, not a failed job.
+        try:
+            return super()._open_input_source(filesystem, path, **open_args)
+        except (OSError, pa.ArrowException) as e:
+            return _Unopened(e)
+
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
+        if isinstance(f, _Unopened):
+            yield self._table([(path, 0, b"", 0, "unreadable_file", f"{type(f.error).__name__}: {f.error}"[:500])])
+            return
         chunks = _gunzip(f) if path.endswith(".gz") else iter(lambda: f.read(CHUNK_BYTES), b"")
         rows: list[tuple] = []
         line_no = 0
@@ -89,6 +104,50 @@ class JsonLinesSource(FileBasedDatasource):
     def _table(rows: list[tuple]) -> pa.Table:
         cols = list(zip(*rows))
         return pa.Table.from_arrays([pa.array(c, type=t.type) for c, t in zip(cols, SCHEMA)], schema=SCHEMA)
+
+
+class _Unopened:
+    """Stands in for a file that could not be opened (Ray enters the opened file as a context manager)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+def broken_links(paths: list[str]) -> list[tuple[str, str]]:
+    """Symlinks inside the local input folders of `paths` that point nowhere (missing target or a loop).
+
+    Ray's listing skips them without a word; the job turns each into a ``dangling_symlink`` reject.
+    Names starting with '_' or '.' are skipped, as Ray's listing does. Returns (path, detail) pairs.
+    """
+    found = []
+    for pattern in paths:
+        if "://" in pattern:
+            continue
+        for root in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            if not os.path.isdir(root):
+                continue
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(("_", ".")))
+                for name in sorted(filenames):
+                    p = os.path.join(dirpath, name)
+                    if name.startswith(("_", ".")) or not os.path.islink(p):
+                        continue
+                    try:
+                        os.stat(p)
+                    except OSError as e:
+                        found.append((p, f"symlink to {os.readlink(p)!r}: {e.strerror}"))
+    return found
+
+
+def file_event_table(events: list[tuple[str, str]], reason: str) -> pa.Table:
+    """Rows in the source's schema for file-level events found outside a read: (path, detail) -> `reason`."""
+    return JsonLinesSource._table([(path, 0, b"", 0, reason, detail[:500]) for path, detail in events])
 
 
 def _gunzip(f: pa.NativeFile) -> Iterator[bytes]:

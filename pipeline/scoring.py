@@ -128,10 +128,18 @@ class ScoreBatch:
 
 
 def run_scoring(cfg: ScoreConfig) -> dict:
-    """Score an archive; write scores/ (Parquet), rejects.jsonl and summary.json; return the summary."""
+    """Score an archive; write scores/ (Parquet), rejects.jsonl and summary.json into a staging folder that
+    replaces output_dir on success (a rerun never appends; a failed run leaves the old output); return the summary."""
+    from pipeline.outputs import absolute, staged_output
+
+    cfg = cfg.model_copy(update={"paths": [absolute(p) for p in cfg.paths]})  # workers run elsewhere
+    with staged_output(cfg.output_dir, cfg.output_access) as stage:
+        return _score_into(cfg, Path(stage))
+
+
+def _score_into(cfg: ScoreConfig, out: Path) -> dict:
     import ray.data
 
-    from pipeline.data import clean_output
     from pipeline.manifest import write_json
     from pipeline.prepare import check_inputs
     from pipeline.reader import JsonLinesSource
@@ -142,7 +150,6 @@ def run_scoring(cfg: ScoreConfig) -> dict:
     t0 = time.time()
     check_inputs(cfg.paths)
     check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=1)  # archives stream
-    out = Path(cfg.output_dir)
     if all(str(p).endswith(".parquet") or Path(p).is_dir() and any(Path(p).glob("*.parquet")) for p in cfg.paths):
         ds = ray.data.read_parquet(cfg.paths).map_batches(
             lambda t: pa.table({"id": t[cfg.id_field].cast(pa.string()), "text": t[cfg.text_field],
@@ -161,7 +168,6 @@ def run_scoring(cfg: ScoreConfig) -> dict:
         batch_format="pandas", batch_size=max(cfg.engine.batch_size, 8),
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,
         num_cpus=cfg.cpus_per_actor)
-    clean_output(str(out), staging_only=True)
     scored.write_parquet(str(out / "scores"))
     stats = ray.data.read_parquet(str(out / "scores")).select_columns(["flagged", "truncated"]).to_pandas()
     out.mkdir(parents=True, exist_ok=True)

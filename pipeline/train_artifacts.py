@@ -181,16 +181,17 @@ def merge_adapter(cfg: TrainConfig, adapter_dir: Path, out_dir: Path) -> None:
 
 
 def publish(stage: Path, output_dir: str) -> None:
-    """Copy the staged artifact to output_dir (a local folder or a cloud URI), replacing an earlier one."""
-    if "://" in output_dir:
-        import pyarrow.fs
+    """Copy the staged artifact to output_dir (a local folder or a cloud URI), replacing an earlier one only
+    once the copy is complete (pipeline.outputs.staged_output): a failed copy leaves the earlier one as it was."""
+    import pyarrow.fs
 
-        pyarrow.fs.copy_files(str(stage), output_dir)
-        return
-    out = Path(output_dir)
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(stage, out)
+    from pipeline.outputs import staged_output
+
+    with staged_output(output_dir, access=None) as target:
+        if "://" in target:
+            pyarrow.fs.copy_files(str(stage), target)
+        else:
+            shutil.copytree(stage, target, dirs_exist_ok=True)
 
 
 def write_artifacts(trainer, cfg: TrainConfig, payload: dict, resumed_from: int | None,
@@ -218,7 +219,10 @@ def write_artifacts(trainer, cfg: TrainConfig, payload: dict, resumed_from: int 
     publish(stage, cfg.output_dir)
     tb = os.environ.get("TENSORBOARD_LOGGING_DIR")
     if tb and "://" in payload["run_dir"] and Path(tb).is_dir():
-        publish(Path(tb), f"{payload['run_dir']}/tensorboard")
+        import pyarrow.fs
+
+        # Merged into the run's logs, not swapped: earlier attempts' event files stay beside this one's.
+        pyarrow.fs.copy_files(tb, f"{payload['run_dir']}/tensorboard")
     log.info("artifact written to %s: %d steps, eval_loss %s -> %s, %.1f tokens/s", cfg.output_dir,
              metrics["global_step"], metrics["eval_loss_first"], metrics["eval_loss_last"],
              metrics["tokens_per_second"])

@@ -52,9 +52,12 @@ def read_manifest(prepared_dir: str) -> dict:
     """The preparation manifest. Raises FileNotFoundError naming data.prepared_dir when it is missing."""
     import pyarrow.fs
 
-    fs, path = _fs_path(f"{prepared_dir.rstrip('/')}/manifest.json")
+    from pipeline.manifest import MANIFEST_NAME
+
+    fs, path = _fs_path(f"{prepared_dir.rstrip('/')}/{MANIFEST_NAME}")
     if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
-        raise FileNotFoundError(f"data.prepared_dir={prepared_dir}: no manifest.json there; run jobs.prepare first "
+        raise FileNotFoundError(f"data.prepared_dir={prepared_dir}: no {MANIFEST_NAME} there (folders prepared "
+                                "before it was renamed hold manifest.json: prepare again); run jobs.prepare first "
                                 "(python -m jobs.prepare --config jobs/configs/prepare_sample.yaml)")
     with fs.open_input_stream(path) as f:
         return json.loads(f.read().decode())

@@ -8,6 +8,7 @@ from `REASONS`, so the preparation job can reconcile: records read = accepted + 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pipeline.schema import (
@@ -23,12 +24,15 @@ from pipeline.schema import (
 
 REASONS = {
     "empty_file": "the file holds no lines",
-    "unreadable_file": "the file could not be opened or decompressed",
+    "unreadable_file": "the file could not be opened, read or decompressed",
+    "dangling_symlink": "a symlink in an input folder points to nothing (missing target or a loop)",
     "truncated_gzip": "the compressed stream ends early; the cut-off tail is lost",
     "line_too_large": "the line exceeds data.max_line_bytes",
     "not_utf8": "the line is not valid UTF-8",
     "blank_line": "the line is empty",
     "invalid_json": "the line is not valid JSON",
+    "nested_too_deep": "the JSON nests arrays/objects deeper than the parser's recursion limit",
+    "lone_surrogate": "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text",
     "not_an_object": "the line is JSON but not an object",
     "no_versions": "the item has neither compliant_version nor non_compliant_version",
     "missing_field": "a required field is absent",
@@ -50,6 +54,8 @@ RECORD_COLUMNS = (
     "evidence_list", "reasoning_trace", "raw_excerpt",
 )
 _EXCERPT = 300
+# A \uD800-\uDFFF escape: valid only as half of a surrogate pair, which json.loads joins into one character.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _row(item_id: str, path: str, line: int, **fields: Any) -> dict[str, Any]:
@@ -122,6 +128,15 @@ def check_version(version: Any, expected_verdict: str) -> tuple[dict | None, str
     return fields, "", ""
 
 
+def lone_surrogate(item: Any) -> str:
+    """'' when every string of a parsed JSON value is encodable text, else which surrogate is alone and where."""
+    try:
+        json.dumps(item, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"{e.object[e.start:e.end]!r} at character {e.start} of the item (a surrogate without its pair)"
+    return ""
+
+
 def parse_line(raw: bytes, path: str, label: str, line: int, oversize: int = 0) -> list[dict]:
     """One raw JSONL line -> one row per version (accepted or rejected), or one reject row.
 
@@ -141,6 +156,12 @@ def parse_line(raw: bytes, path: str, label: str, line: int, oversize: int = 0) 
         item = json.loads(text)
     except json.JSONDecodeError as e:
         return [reject_row(item_id, path, line, "invalid_json", str(e), text)]
+    except RecursionError as e:
+        return [reject_row(item_id, path, line, "nested_too_deep", str(e), text)]
+    if _SURROGATE_ESCAPE.search(text):
+        lone = lone_surrogate(item)
+        if lone:
+            return [reject_row(item_id, path, line, "lone_surrogate", lone, text)]
     if not isinstance(item, dict):
         return [reject_row(item_id, path, line, "not_an_object", f"got {type(item).__name__}", text)]
     present = [k for k in VERSION_KEYS if item.get(k) is not None]

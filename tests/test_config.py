@@ -65,3 +65,30 @@ def test_validate_cli_exit_codes(tmp_path):
     assert run("--config", str(good)).returncode == 0
     r = run(str(good), str(bad))
     assert r.returncode == 2 and "data.typo: unknown key" in r.stderr and "data.max_seq_len=1" in r.stderr
+
+
+def test_cross_field_problems_reported_with_field_problems():
+    from pipeline.config import EvaluateConfig, TrainConfig
+
+    with pytest.raises(ConfigError) as e:
+        load_config(TrainConfig, None, ["train.learning_rate=-1", "lora.r=0", "quantization.load_in_4bit=true",
+                                        "train.save_steps=30", "train.eval_steps=20"])
+    msg = str(e.value)
+    assert "4 problem(s)" in msg and "train.learning_rate=-1" in msg and "lora.r=0" in msg
+    assert "bitsandbytes 4-bit needs CUDA" in msg and "multiple of train.eval_steps=20" in msg
+    with pytest.raises(ConfigError) as e:
+        load_config(EvaluateConfig, None, ["threshold=2", "generate=false", "probability=false"])
+    assert "2 problem(s)" in str(e.value) and "leave nothing to evaluate" in str(e.value)
+
+
+def test_validate_cli_warns_for_paths_that_do_not_exist(tmp_path):
+    cfg = tmp_path / "score_x.yaml"
+    cfg.write_text(f"paths: [{tmp_path / 'no-archive'}, s3://bucket/archive/]\n"
+                   f"engine:\n  model: {tmp_path / 'no-model'}\n")
+    r = subprocess.run([sys.executable, "-m", "jobs.validate", str(cfg)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.startswith("warning ")
+    assert "no-archive' does not exist" in r.stdout and "no-model' is not a folder" in r.stdout
+    assert "1 remote or hub path(s) not checked" in r.stdout
+    ok = subprocess.run([sys.executable, "-m", "jobs.validate", str(ROOT / "jobs/configs/prepare_sample.yaml")],
+                        capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok ")

@@ -85,3 +85,17 @@ def test_actors_taking_every_cpu_are_refused(tiny_mistral, prepared, tmp_path):
     code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={prepared[0]}",
                                                 "actors=2", "cpus_per_actor=1.5"])
     assert code == 1
+
+
+def test_rerun_replaces_the_output_folder_privately(tiny_mistral, prepared, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "predictions_from_another_model.parquet").write_text("stale")
+    evaluate(tiny_mistral, prepared[0], out, "generate=false", "data.limit=4")
+    assert sorted(p.name for p in out.glob("*.parquet")) == ["predictions.parquet"]
+    assert len(pd.read_parquet(out / "predictions.parquet")) == 4
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in out.rglob("*") if p.is_file()} == {0o600}
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o700 and os.listdir(tmp_path) == ["e"]

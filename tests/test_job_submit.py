@@ -26,7 +26,7 @@ def test_prepare_through_ray_job_submit(ray_head, tiny_mistral, tmp_path):
                          env={**os.environ, "RAY_AUTH_MODE": "token"})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "succeeded" in run.stdout + run.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["counts"]["accepted"] == 60 and manifest["rejects_by_reason"] == {"invalid_json": 1}
     assert all((out / f"split={s}").is_dir() for s in ("train", "validation", "test"))
     assert "read 31 lines" in run.stdout

@@ -91,7 +91,7 @@ def test_counts_reconcile_and_every_reason_is_named(salted, prepared):
     c = manifest["counts"]
     assert c["accepted"] + c["rejected"] == c["records_read"]
     assert manifest["rejects_by_reason"] == salted[1]
-    rejects = [json.loads(line) for line in open(f"{out}/rejects.jsonl")]
+    rejects = [json.loads(line) for line in open(f"{out}/_rejects.jsonl")]
     assert len(rejects) == c["rejected"] and all(r["file"] and r["reason"] for r in rejects)
     written = sum(len(read_split(out, s)) for s in ("train", "validation", "test", "rejected"))
     assert written == c["records_read"]
@@ -179,3 +179,104 @@ def test_bundled_sample_passes_validation_end_to_end(tiny_mistral, ray_session, 
     manifest = prepare(sample, tmp_path, tiny_mistral, "data.max_seq_len=4096")
     assert manifest["counts"]["rejected"] == 0 and manifest["counts"]["accepted"] == 720
     assert len(manifest["splits"]["test"]["topic"]) >= 15
+
+
+def tree(root):
+    """{relative path: bytes} of every file under `root` (symlinks and folders by name)."""
+    from pathlib import Path
+
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def modes(root):
+    """The permission bits of `root`, its folders and its files, as sets."""
+    import os
+    import stat
+    from pathlib import Path
+
+    entries = [Path(root), *Path(root).rglob("*")]
+    dirs = {stat.S_IMODE(os.stat(p).st_mode) for p in entries if p.is_dir()}
+    files = {stat.S_IMODE(os.stat(p).st_mode) for p in entries if p.is_file()}
+    return dirs, files
+
+
+def run_job(*argv):
+    from jobs.common import job_main
+    from jobs.prepare import run
+
+    return job_main(PrepareConfig, run, None, list(argv))
+
+
+def test_hostile_lines_and_files_become_named_rejects(tiny_mistral, ray_session, tmp_path):
+    """Deep nesting, a lone surrogate, an unopenable file and dangling links: named rejects, the rest intact."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "in"
+    write_jsonl(d / "good.jsonl", [item(i) for i in range(6)] + ["[" * 100_000 + "]" * 100_000])
+    with open(d / "good.jsonl", "a") as f:  # a valid pair whose scenario holds a lone surrogate escape
+        f.write(json.dumps(item(50)).replace("Harbor 50 fund", "Harbor \\ud800 fund") + "\n")
+    locked = write_jsonl(d / "locked.jsonl", [item(60)])
+    os.chmod(locked, 0)
+    os.symlink(tmp_path / "nowhere.jsonl", d / "dangling.jsonl")
+    os.symlink("loop.jsonl", d / "loop.jsonl")
+    out = tmp_path / "out"
+    try:
+        assert run_job(f"data.paths=[{d}]", f"data.output_dir={out}", f"model.name_or_path={tiny_mistral}",
+                       "data.max_seq_len=768") == 0
+    finally:
+        os.chmod(locked, 0o600)
+    manifest = json.loads((out / "_manifest.json").read_text())
+    c, by_reason = manifest["counts"], manifest["rejects_by_reason"]
+    root = os.geteuid() == 0  # root opens a 0000 file anyway: its pair is then read and accepted
+    assert by_reason == {"nested_too_deep": 1, "lone_surrogate": 1, "dangling_symlink": 2,
+                         **({} if root else {"unreadable_file": 1})}
+    assert c["accepted"] == 12 + (2 if root else 0) and c["accepted"] + c["rejected"] == c["records_read"]
+    rejects = {(r["file"].rsplit("/", 1)[-1], r["line"], r["reason"]) for r in
+               map(json.loads, open(out / "_rejects.jsonl"))}
+    assert {("good.jsonl", 7, "nested_too_deep"), ("good.jsonl", 8, "lone_surrogate"),
+            ("dangling.jsonl", 0, "dangling_symlink"), ("loop.jsonl", 0, "dangling_symlink")} <= rejects
+    assert root or ("locked.jsonl", 0, "unreadable_file") in rejects
+    assert manifest["files"]["dangling.jsonl"]["file_errors"] == ["dangling_symlink"]
+    # The prepared folder reads as one Parquet dataset; outputs are private (files 0600, folders 0700).
+    assert pq.read_table(out).num_rows == c["records_read"]
+    assert modes(out) == ({0o700}, {0o600})
+
+
+def test_unopenable_file_is_a_reject_row_not_a_failed_read(ray_session, tmp_path):
+    """A file listed but gone (or forbidden) when read: one unreadable_file row, other files read whole.
+    Deleting after the listing fails the open for root too, unlike chmod."""
+    import ray.data
+
+    from pipeline.reader import JsonLinesSource
+
+    write_jsonl(tmp_path / "a.jsonl", ["{}", "{}"])
+    gone = write_jsonl(tmp_path / "b.jsonl", ["{}"])
+    source = JsonLinesSource([str(tmp_path)], max_line_bytes=1024)
+    gone.unlink()
+    rows = ray.data.read_datasource(source).take_all()
+    events = [(r["path"].rsplit("/", 1)[-1], r["line"], r["error"]) for r in rows]
+    assert sorted(events) == [("a.jsonl", 1, ""), ("a.jsonl", 2, ""), ("b.jsonl", 0, "unreadable_file")]
+    assert "FileNotFoundError" in next(r["detail"] for r in rows if r["error"])
+
+
+def test_failed_run_leaves_previous_output_and_rerun_replaces_it(tiny_mistral, ray_session, tmp_path, monkeypatch):
+    """Relative paths (resolved on the driver), a failing run after a good one, then a smaller rerun."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in" / "a.jsonl", [item(i) for i in range(10)])
+    write_jsonl(tmp_path / "small" / "b.jsonl", [item(i) for i in range(4)])
+    common = [f"model.name_or_path={tiny_mistral}", "data.max_seq_len=768", "data.output_dir=out"]
+    assert run_job("data.paths=[in]", *common) == 0
+    before = tree(tmp_path / "out")
+    assert {"_manifest.json", "_rejects.jsonl"} <= set(before) and len(before) > 4
+    # The same file twice fails in the split plan, after pass 1 wrote its staging data.
+    assert run_job("data.paths=[in/a.jsonl, in/a.jsonl]", *common) == 1
+    assert tree(tmp_path / "out") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "small"]  # no staging folder left
+    assert run_job("data.paths=[small]", *common, "data.output_access=all") == 0
+    assert pq.read_table(tmp_path / "out").num_rows == 8  # replaced, not appended to the 20 of the first run
+    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["counts"]["accepted"] == 8
+    assert modes(tmp_path / "out") == ({0o755}, {0o644})

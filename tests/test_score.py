@@ -69,3 +69,32 @@ def test_archive_without_rejects_summarises_and_exits_0(tiny_mistral, ray_sessio
     assert (summary["read"], summary["scored"], summary["rejected"], summary["rejects_by_reason"]) == (3, 3, 0, {})
     assert (out / "rejects.jsonl").read_text() == ""
     assert "read 3: scored 3 (0 cut to the model's context)" in capsys.readouterr().out
+
+def test_rerun_after_an_interrupted_run_has_one_row_per_id(tiny_mistral, ray_session, tmp_path):
+    """Issue 12 item 4c: a rerun into the same folder replaces it (it used to append: 50 rows for 40 ids);
+    a failed run leaves the previous output; the output is private."""
+    import os
+    import stat
+
+    from jobs.score import run
+
+    # One bad line, so this test does not hinge on the summary of a run without rejects (item 4b).
+    archive = write_jsonl(tmp_path / "archive" / "chats.jsonl",
+                          [{"id": f"m{i}", "text": f"Advisor: a {i}% return, no risk."} for i in range(6)] + ["{bad"])
+    out = tmp_path / "out"
+    # What an interrupted run left behind: part of the scores.
+    (out / "scores").mkdir(parents=True)
+    pd.DataFrame({"id": ["m0", "m1"], "p_violation": [0.5, 0.5], "flagged": [True, True]}).to_parquet(
+        out / "scores" / "partial.parquet")
+    argv = [f"paths=[{archive}]", f"output_dir={out}", f"engine.model={tiny_mistral}", "explain=false",
+            "engine.batch_size=4", "cpus_per_actor=1"]
+    for _ in range(2):
+        assert job_main(ScoreConfig, run, None, argv) == 0
+        scores = pd.read_parquet(out / "scores")
+        assert len(scores) == 6 and scores["id"].is_unique
+        assert len(open(out / "rejects.jsonl").readlines()) == 1
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert job_main(ScoreConfig, run, None, [*argv[1:], f"paths=[{tmp_path / 'nowhere.jsonl'}]"]) == 1
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in out.rglob("*") if p.is_file()} == {0o600}
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o700 and sorted(os.listdir(tmp_path)) == ["archive", "out"]

@@ -156,7 +156,7 @@ def test_over_length_rows_and_foreign_tokenizers_fail_before_training(prepared, 
     empty_val = tmp_path / "noval"
     (empty_val / "split=train").mkdir(parents=True)
     (empty_val / "split=train" / "part.parquet").touch()
-    (empty_val / "manifest.json").write_text(json.dumps(prepared[1]))
+    (empty_val / "_manifest.json").write_text(json.dumps(prepared[1]))
     with pytest.raises(FileNotFoundError, match=r"data.prepared_dir=.*missing or empty split=validation"):
         run_training(train_cfg(prepared, tiny_mistral, tmp_path, f"data.prepared_dir={empty_val}"))
     from pipeline.train_data import check_tokenizer

@@ -102,3 +102,13 @@ def test_one_bad_version_keeps_the_other():
 
 def test_every_reason_is_described():
     assert all(isinstance(v, str) and v for v in REASONS.values())
+
+
+def test_deep_nesting_and_lone_surrogates_are_named_rejects():
+    nested = parse(b"[" * 100_000 + b"]" * 100_000)
+    assert [r["reason"] for r in nested] == ["nested_too_deep"]
+    lone = parse(json.dumps(item(1)).replace("Harbor 1 fund", "Harbor \\udc00 fund"))
+    assert [r["reason"] for r in lone] == ["lone_surrogate"] and "udc00" in lone[0]["detail"]
+    pair = parse(json.dumps(item(1)).replace("Harbor 1 fund", "Harbor \\ud83d\\ude00 fund"))  # a valid pair: 😀
+    assert [r["status"] for r in pair] == ["accepted", "accepted"] and "\U0001F600" in pair[1]["scenario"]
+    assert {"nested_too_deep", "lone_surrogate", "dangling_symlink"} <= set(REASONS)
