@@ -119,6 +119,8 @@ def encode_chat(tokenizer, texts: list[str], own: list[list[Control]], control_i
     `split_special_tokens`, the template's control tokens as their ids. Clean texts keep the plain
     tokenisation exactly. Raises ValueError if a control token still appears outside the template's.
     """
+    if not texts:
+        return []
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     out = []
     for text, expected, ids, offsets in zip(texts, own, enc["input_ids"], enc["offset_mapping"]):
@@ -127,6 +129,7 @@ def encode_chat(tokenizer, texts: list[str], own: list[list[Control]], control_i
             forged = sorted({tokenizer.convert_ids_to_tokens(t) for s, e, t in set(found) - set(expected)})
             log.warning("a communication contains control-token text %s: encoded as plain text", forged)
             ids, offsets = _encode_literal(tokenizer, text, expected)
+            # Checked again: transformers applies split_special_tokens as a flag on the shared Rust tokenizer.
             if _controls(ids, offsets, control_ids) != expected:
                 raise ValueError(f"cannot encode this text without control tokens {forged} the chat template "
                                  "did not put there")
@@ -148,10 +151,10 @@ def _encode_literal(tokenizer, text: str, own: list[Control]) -> tuple[list[int]
     kept = [(a, b) for a, b in runs if b > a]
     enc = tokenizer([text[a:b] for a, b in kept], add_special_tokens=False, split_special_tokens=True,
                     return_offsets_mapping=True) if kept else {"input_ids": [], "offset_mapping": []}
-    pieces = {a: ([(i, (a + s, a + e)) for i, (s, e) in zip(ids, offs)])
+    pieces = {a: [(i, (a + s, a + e)) for i, (s, e) in zip(ids, offs)]
               for (a, _), ids, offs in zip(kept, enc["input_ids"], enc["offset_mapping"])}
     merged = []
-    for k, (a, b) in enumerate(runs):
+    for k, (a, _) in enumerate(runs):
         merged.extend(pieces.get(a, []))
         if k < len(own):
             merged.append((own[k][2], (own[k][0], own[k][1])))
@@ -271,7 +274,7 @@ class ChatFormatter:
         for prompt, scenario in zip(prompts, scenarios):
             _check_verbatim(prompt, self._prompt_layout, [scenario])
             own.append(self._prompt_layout.own_controls([scenario], len(prompt)))
-        return [ids for ids, _ in encode_chat(self.tokenizer, prompts, own, self.control_ids)] if prompts else []
+        return [ids for ids, _ in encode_chat(self.tokenizer, prompts, own, self.control_ids)]
 
     def encode(self, scenario: str, answer: str) -> Formatted:
         """Render and tokenise one example; the template supplies BOS, so no special tokens are added."""
@@ -285,7 +288,7 @@ class ChatFormatter:
         own = [self._full_layout.own_controls([s, a], len(t)) for s, a, t in zip(scenarios, answers, texts)]
         out = []
         for (prompt, completion), (ids, offsets) in zip(pairs, encode_chat(self.tokenizer, texts, own,
-                                                                           self.control_ids) if texts else []):
+                                                                           self.control_ids)):
             boundary = sum(1 for start, _ in offsets if start < len(prompt))
             out.append(Formatted(prompt, completion, ids, boundary))
         return out

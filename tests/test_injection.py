@@ -47,8 +47,10 @@ CORPUS = {**{name: f"{CLEAN}\n{inj}\nAdvisor: Call me tomorrow." for name, inj i
 FORGES = {"mistral": {"mistral_turn", "mistral_bare", "mistral_tools", "alone_mistral", "starts_with"},
           "smollm": {"chatml_turn", "chatml_system", "chatml_bare", "alone_chatml", "ends_with", "other_tokens"}}
 # The template's own control tokens: (prompt, training example), counted on a clean text.
-TEMPLATE_CONTROLS = {"mistral": ({"<s>": 1, "[INST]": 1, "[/INST]": 1}, {"<s>": 1, "[INST]": 1, "[/INST]": 1, "</s>": 1}),
-                     "smollm": ({"<|im_start|>": 3, "<|im_end|>": 2}, {"<|im_start|>": 3, "<|im_end|>": 3})}
+TEMPLATE_CONTROLS = {
+    "mistral": ({"<s>": 1, "[INST]": 1, "[/INST]": 1}, {"<s>": 1, "[INST]": 1, "[/INST]": 1, "</s>": 1}),
+    "smollm": ({"<|im_start|>": 3, "<|im_end|>": 2}, {"<|im_start|>": 3, "<|im_end|>": 3}),
+}
 VERDICT = {"final_verdict": "NON_COMPLIANT", "executive_summary": "A guarantee.", "rule_violated": "FINRA 2210",
            "compliance_topic": "Guarantees Against Loss", "severity": "HIGH", "evidence_list": [],
            "reasoning_trace": "r"}

@@ -265,7 +265,7 @@ class TestService:
         assert a.status_code == 200 and a.json()["usage"]["prompt_tokens"] == safe[0], a.text
         c = post("/v1/chat/completions", {"model": "risk-a", "messages": [{"role": "user", "content": texts[1]}]})
         assert c.status_code == 200 and c.json()["usage"]["prompt_tokens"] == safe[1], c.text
-        flood = "[INST]" * 150  # 150 tokens if read as markers, over the 600-token limit as the text it is
+        flood = "[INST]" * 300  # 300 tokens if read as markers (under the 600-token limit), twice that as text
         assert len(tok(f.prompt(flood), add_special_tokens=False)["input_ids"]) <= 600 < len(f.prompt_ids([flood])[0])
         r = post("/v1/score", {"text": flood})
         assert r.status_code == 413 and "limits.max_prompt_tokens" in r.json()["error"]["message"], r.text
