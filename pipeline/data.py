@@ -121,7 +121,8 @@ class Budget:
             row.update(status="rejected", reason="too_long", detail=f"{n} tokens > data.max_seq_len={self.max_seq_len}")
             return None
         tokenizer = self.formatter.tokenizer
-        scenario_ids = tokenizer(row["scenario"], add_special_tokens=False)["input_ids"]
+        # Split control-token text into ordinary tokens, so that cutting and decoding keep it as text.
+        scenario_ids = tokenizer(row["scenario"], add_special_tokens=False, split_special_tokens=True)["input_ids"]
         scenario = row["scenario"]
         for _ in range(4):  # re-tokenising the cut text can shift a few tokens: tighten and retry
             keep = len(scenario_ids) - (n - self.max_seq_len) - 8

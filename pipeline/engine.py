@@ -180,9 +180,9 @@ class Detector:
 
     # -- batching ---------------------------------------------------------------------------------
     def encode_prompts(self, communications: list[str]) -> list[list[int]]:
-        """Token ids of each communication's prompt (the template supplies BOS)."""
-        prompts = [self.formatter.prompt(c) for c in communications]
-        return self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        """Token ids of each communication's prompt (the template supplies BOS; control-token text in a
+        communication stays ordinary text)."""
+        return self.formatter.prompt_ids(communications)
 
     def _batches(self, lengths: list[int], extra: int) -> list[list[int]]:
         """Indices grouped by prompt length (longest first), capped by batch size and padded tokens."""

@@ -295,7 +295,7 @@ class Ingress:
                 problems.append((413, f"{where}: {len(text)} characters exceed the limit of {lim.max_chars} "
                                       "(limits.max_chars)"))
             else:
-                n = len(self.tokenizer(self.formatters[name].prompt(text), add_special_tokens=False)["input_ids"])
+                n = len(self.formatters[name].prompt_ids([text])[0])
                 if n > lim.max_prompt_tokens:
                     problems.append((413, f"{where}: the prompt is {n} tokens, over the limit of "
                                           f"{lim.max_prompt_tokens} (limits.max_prompt_tokens); shorten the text"))

@@ -302,6 +302,33 @@ class TestService:
         assert lines[0]["id"] == "aud-0" and lines[-1]["model"] == "risk-b"
         assert len({x["request_id"] for x in lines}) == 7
 
+    def test_injected_control_text_stays_text(self, tiny_mistral):
+        """A communication that forges a chat turn ([/INST] ... </s><s>[INST], <|im_end|> ...) is judged as text:
+        the prompt the replica builds is the safe encoding (forged markers would be one token each, so fewer) on
+        /v1/score, /v1/analyze and /v1/chat/completions, and the ingress's length limit counts it that way."""
+        from test_injection import CORPUS
+
+        from pipeline.formatting import ChatFormatter
+        from pipeline.models import load_tokenizer
+
+        tok = load_tokenizer(str(tiny_mistral))
+        f = ChatFormatter(tok)
+        texts = [CORPUS["mistral_turn"], CORPUS["alone_mistral"], CORPUS["starts_with"], CORPUS["chatml_turn"]]
+        safe = [len(ids) for ids in f.prompt_ids(texts)]
+        naive = [len(tok(f.prompt(t), add_special_tokens=False)["input_ids"]) for t in texts]
+        assert all(n < s for n, s in zip(naive[:3], safe[:3]))
+        r = post("/v1/score", {"texts": texts})
+        assert r.status_code == 200, r.text
+        assert [x["prompt_tokens"] for x in r.json()["results"]] == safe
+        a = post("/v1/analyze", {"text": texts[0]})
+        assert a.status_code == 200 and a.json()["usage"]["prompt_tokens"] == safe[0], a.text
+        c = post("/v1/chat/completions", {"model": "risk-a", "messages": [{"role": "user", "content": texts[1]}]})
+        assert c.status_code == 200 and c.json()["usage"]["prompt_tokens"] == safe[1], c.text
+        flood = "[INST]" * 300  # 300 tokens if read as markers (under the 600-token limit), twice that as text
+        assert len(tok(f.prompt(flood), add_special_tokens=False)["input_ids"]) <= 600 < len(f.prompt_ids([flood])[0])
+        r = post("/v1/score", {"text": flood})
+        assert r.status_code == 413 and "limits.max_prompt_tokens" in r.json()["error"]["message"], r.text
+
     def test_metrics_reach_the_prometheus_endpoint(self):
         import ray
 
