@@ -95,7 +95,8 @@ def test_rerun_replaces_the_output_folder_privately(tiny_mistral, prepared, tmp_
     out.mkdir()
     (out / "predictions_from_another_model.parquet").write_text("stale")
     evaluate(tiny_mistral, prepared[0], out, "generate=false", "data.limit=4")
-    assert sorted(p.name for p in out.glob("*.parquet")) == ["predictions.parquet"]
+    # The stale file is gone; what is left is this run's (predictions + the manipulation audit's copies).
+    assert sorted(p.name for p in out.glob("*.parquet")) == ["manipulated.parquet", "predictions.parquet"]
     assert len(pd.read_parquet(out / "predictions.parquet")) == 4
     assert {stat.S_IMODE(os.stat(p).st_mode) for p in out.rglob("*") if p.is_file()} == {0o600}
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700 and os.listdir(tmp_path) == ["e"]
