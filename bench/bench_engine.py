@@ -5,7 +5,7 @@
 Side by side in one process, same model object, ~1,000-token prompts:
   1. the original plan's loop: one example at a time through `pipeline("text-generation")`;
   2. the engine's batched greedy generation (batches by prompt length), with each decoder:
-     `static:BATCH` is complyray's loop (pipeline/decoder.py: preallocated KV cache, CUDA-graph
+     `static:BATCH` is complyray's loop (pipeline/inference/decoder.py: preallocated KV cache, CUDA-graph
      decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); output
      tokens/s, timed over the whole set twice: cold (graph captures / compilation included) and warm;
   3. the engine's verdict-only triage (`verdict_probability`, one forward pass), through the static
@@ -71,14 +71,14 @@ def main() -> None:
     from transformers import pipeline as hf_pipeline
 
     from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.engine import Detector
 
     t0 = time.time()
     model, tok = build_model(args.preset)
     texts = communications(tok, max(args.prompts, args.triage), args.prompt_tokens)
     figures = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                "build_s": round(time.time() - t0, 1)}
-    from pipeline.attention import register
+    from pipeline.inference.attention import register
 
     register()
     engine = Detector(EngineConfig(model="unused", max_new_tokens=args.new_tokens), model=model, tokenizer=tok)
@@ -101,7 +101,7 @@ def main() -> None:
     print(f"plan loop (pipeline, batch 1): {figures['plan_loop_tokens_per_s']} output tokens/s", flush=True)
 
     # 2. Engine generation.
-    from pipeline.decoder import PREFILL_TOKENS, StaticDecoder
+    from pipeline.inference.decoder import PREFILL_TOKENS, StaticDecoder
 
     static = None
     for variant in args.variants.split(","):

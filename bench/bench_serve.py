@@ -102,7 +102,7 @@ def measure(url: str, endpoint: str, concurrency: int, n: int) -> dict:
 def engine_baseline(preset: str, model: str, batch: int, new_tokens: int, n: int) -> None:
     """The engine alone, in this process (no Serve): model time per communication at batch 1 and `batch`."""
     from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.engine import Detector
     from pipeline.synth import generate_items
 
     args = app_args(preset, model, batch, new_tokens)["engine"]

@@ -13,7 +13,7 @@ depend on the weights' values.
   plain  the original plan: HF Trainer + PEFT, 4-bit NF4 base, batch 4 padded to the longest, loss on
          every token (no prompt masking), DataCollatorForLanguageModeling, paged_adamw_8bit,
          gradient checkpointing.
-  ours   pipeline.training.build_trainer with jobs/configs/train_mistral7b_qlora_1gpu.yaml
+  ours   pipeline.train.run.build_trainer with jobs/configs/train_mistral7b_qlora_1gpu.yaml
          (plus --ours overrides): prompt-masked labels through TRL's fused LM head, length-grouped
          micro-batches of 8, fused AdamW, gradient checkpointing.
 
@@ -105,7 +105,7 @@ def ensure_model(model_dir: str, check: bool) -> str:
 def load_rows(prepared: str, tokenizer, limit: int | None):
     """(ours_train, ours_eval, plain_train): the same rows, with prompt-masked labels for ours and
     bare input_ids for the plain recipe (its collator makes labels = input_ids)."""
-    from pipeline.train_data import check_tokenizer, load_datasets, read_manifest
+    from pipeline.train.data import check_tokenizer, load_datasets, read_manifest
 
     check_tokenizer(read_manifest(prepared), tokenizer, "--model-dir")
     max_len = read_manifest(prepared)["tokenizer"]["max_seq_len"]
@@ -128,7 +128,7 @@ def ours_config(args, model_dir: str) -> TrainConfig:
 def run_ours(args, model_dir, tokenizer, train, val, workdir: Path) -> dict:
     import torch
 
-    from pipeline.training import build_trainer, resolve_precision
+    from pipeline.train.run import build_trainer, resolve_precision
 
     cfg = ours_config(args, model_dir)
     clock = StepClock(args.warmup)

@@ -1,9 +1,9 @@
 """python bench/quality_sweep.py --gpu --lanes 4 --base --eval-last --preset issue-sweep --out runs/sweep/sweep.json
 
 What the embedded SmolLM2-135M-Instruct needs to learn the compliance task: each variant (a set of
-`jobs.train` overrides) is trained through Ray Train with `pipeline.training.run_training` (what
+`jobs.train` overrides) is trained through Ray Train with `pipeline.train.run.run_training` (what
 `python -m jobs.train` runs) and evaluated on the test split by generation with
-`pipeline.evaluation.run_evaluation` (what `python -m jobs.evaluate` runs); the script prints one
+`pipeline.evaluate.run.run_evaluation` (what `python -m jobs.evaluate` runs); the script prints one
 table and writes every figure as JSON (rewritten after each variant, so a run cut short keeps what
 it finished).
 
@@ -256,7 +256,7 @@ def also_eval_config(args, config_path: str, model: str, name: str, workdir: Pat
 
 def also_eval_rows(args, model: str, name: str, workdir: Path) -> dict:
     """{set name: eval_row} for every --also-eval set."""
-    from pipeline.evaluation import run_evaluation
+    from pipeline.evaluate.run import run_evaluation
 
     rows = {}
     for spec in args.also_eval:
@@ -325,9 +325,9 @@ def run_lane(args, variants: list[dict], base: bool, workdir: Path, results_path
     """
     import ray
 
-    from pipeline.evaluation import run_evaluation
+    from pipeline.evaluate.run import run_evaluation
     from pipeline.runtime import init_ray
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     if not ray.is_initialized():
         ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=True,

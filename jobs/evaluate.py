@@ -20,8 +20,8 @@ from pipeline.config import EvaluateConfig
 def run(cfg: EvaluateConfig) -> None:
     from pathlib import Path
 
-    from pipeline.evaluation import comparison_runs, run_evaluation
-    from pipeline.report import comparison_text
+    from pipeline.evaluate.run import comparison_runs, run_evaluation
+    from pipeline.evaluate.report import comparison_text
     from pipeline.runtime import init_ray
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)

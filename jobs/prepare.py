@@ -18,8 +18,8 @@ from pipeline.config import PrepareConfig
 
 
 def run(cfg: PrepareConfig) -> None:
-    from pipeline.manifest import MANIFEST_NAME, format_summary
-    from pipeline.prepare import run_prepare
+    from pipeline.prepare.manifest import MANIFEST_NAME, format_summary
+    from pipeline.prepare.run import run_prepare
     from pipeline.runtime import bound_data_memory, init_ray
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)

@@ -17,7 +17,7 @@ from pipeline.config import ScoreConfig
 
 def run(cfg: ScoreConfig) -> None:
     from pipeline.runtime import init_ray
-    from pipeline.scoring import run_scoring
+    from pipeline.score.run import run_scoring
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     s = run_scoring(cfg)

@@ -21,7 +21,7 @@ def run(cfg: TrainConfig) -> None:
     from ray.train import TrainingFailedError
 
     from pipeline.runtime import init_ray
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     try:

@@ -432,7 +432,7 @@ class EngineConfig(Strict):
     )
     attn_implementation: Literal["sdpa_gqa", "sdpa", "eager", "flash_attention_2"] = Field(
         "sdpa_gqa", description="Attention kernel; sdpa_gqa = SDPA, with grouped-query decode steps that read the "
-        "KV cache once instead of repeating it per query group (pipeline/attention.py).",
+        "KV cache once instead of repeating it per query group (pipeline/inference/attention.py).",
     )
     max_new_tokens: int = Field(512, ge=16, le=8192, description="Answer budget; answers that hit it are flagged.")
     batch_size: int = Field(32, ge=1, description="Most sequences per forward/generate call.")
@@ -441,7 +441,7 @@ class EngineConfig(Strict):
     )
     decoder: Literal["auto", "static", "generate"] = Field(
         "auto", description="Generation loop. static: complyray's loop over a preallocated KV cache, its decode "
-        "step replayed as a CUDA graph on GPU (pipeline/decoder.py; Llama/Mistral models); generate: transformers' "
+        "step replayed as a CUDA graph on GPU (pipeline/inference/decoder.py; Llama/Mistral models); generate: transformers' "
         "generate. auto: static where the model supports it, else generate (logged).",
     )
     cache_implementation: Literal["dynamic", "static"] | None = Field(

@@ -216,8 +216,8 @@ def _clean_verdict(verdict: dict | None) -> dict | None:
 
 def build_analysis(raw: dict, text: str, threshold: float) -> dict:
     """A replica's raw result (probability, generated text) -> the parsed, grounded Analysis fields."""
-    from pipeline.grounding import ground_evidence
-    from pipeline.parsing import parse_verdict
+    from pipeline.inference.grounding import ground_evidence
+    from pipeline.inference.parsing import parse_verdict
 
     parsed = parse_verdict(raw["text"])
     verdict = _clean_verdict(parsed.verdict)
@@ -241,7 +241,7 @@ class Ingress:
     """HTTP front: validation, auth, model (adapter) choice, response shaping, audit, metrics."""
 
     def __init__(self, detector: DeploymentHandle, config: dict):
-        from pipeline.engine import resolve_source
+        from pipeline.inference.engine import resolve_source
         from pipeline.formatting import ChatFormatter
         from pipeline.models import load_tokenizer
 

@@ -62,7 +62,7 @@ class AttachedAdapter:
     """
 
     def __init__(self, server: "DetectorServer", name: str, folder: str):
-        from pipeline.engine import resolve_source
+        from pipeline.inference.engine import resolve_source
         from pipeline.formatting import ChatFormatter
 
         self.server, self.name, self.folder = server, name, folder
@@ -87,7 +87,7 @@ class DetectorServer:
 
     def __init__(self, config: dict):
         from pipeline.config import EngineConfig
-        from pipeline.engine import Detector
+        from pipeline.inference.engine import Detector
 
         self.cfg = ServeAppConfig.model_validate(config)
         engine = self.cfg.engine

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import EngineConfig
-from pipeline.engine import Detector
+from pipeline.inference.engine import Detector
 from pipeline.formatting import ChatFormatter, answer_json
 
 TEXTS = [
@@ -88,7 +88,7 @@ def test_gqa_decode_attention_matches_sdpa(tiny_mistral, cache):
 
 def test_static_decoder_matches_generate_and_stops_each_row_at_its_eos(detector):
     """The static-cache loop gives transformers' greedy tokens, row by row, with per-row stops."""
-    from pipeline.decoder import StaticDecoder
+    from pipeline.inference.decoder import StaticDecoder
 
     assert detector.decoder is not None  # engine.decoder=auto picks it for Mistral
     prompts = detector.encode_prompts(TEXTS + [TEXTS[0] * 3])
@@ -112,7 +112,7 @@ def test_static_decoder_matches_generate_and_stops_each_row_at_its_eos(detector)
 def test_static_decoder_refuses_sliding_window_models_clearly(detector):
     from transformers import MistralConfig, MistralForCausalLM
 
-    from pipeline.decoder import unsupported_reason
+    from pipeline.inference.decoder import unsupported_reason
 
     cfg = MistralConfig(**{**detector.model.config.to_dict(), "sliding_window": 8})
     sliding = MistralForCausalLM(cfg).eval()
@@ -126,7 +126,7 @@ def test_artifact_source_reads_the_recorded_config_and_prompt_format(tiny_mistra
     """A training artifact names its base by the configured model, not the trainer's local path."""
     import json
 
-    from pipeline.engine import resolve_source
+    from pipeline.inference.engine import resolve_source
 
     art = tmp_path / "artifact"
     art.mkdir()

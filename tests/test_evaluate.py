@@ -12,7 +12,7 @@ from pipeline.config import EvaluateConfig, PrepareConfig, load_config
 
 @pytest.fixture(scope="module")
 def prepared(tiny_mistral, ray_session, tmp_path_factory):
-    from pipeline.prepare import run_prepare
+    from pipeline.prepare.run import run_prepare
 
     root = tmp_path_factory.mktemp("evaldata")
     data = write_jsonl(root / "in.jsonl", [item(i, topic=f"Topic {i % 3}", fmt=["chat", "email"][i % 2])
@@ -20,7 +20,7 @@ def prepared(tiny_mistral, ray_session, tmp_path_factory):
     cfg = load_config(PrepareConfig, None, [f"data.paths=[{data}]", f"data.output_dir={root / 'prep'}",
                                             f"model.name_or_path={tiny_mistral}"])
     manifest = run_prepare(cfg).manifest
-    from pipeline.manifest import format_summary
+    from pipeline.prepare.manifest import format_summary
 
     assert manifest["shortcut_audit"]["warning"] and "WARNING: your labels" in format_summary(manifest)
     return root / "prep", manifest

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import EngineConfig
-from pipeline.engine import Detector
+from pipeline.inference.engine import Detector
 from test_engine import TEXTS
 from test_train import ROOT, lora_tensors, prepared, train_cfg  # noqa: F401 - `prepared` is a fixture
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.gpu
     ["quantization.load_in_4bit=false", "train.fused_lm_head=false", "train.verdict_loss_weight=30"],
 ], ids=["qlora", "zero2_lora", "lora_verdict_weight"])
 def test_gpu_training_through_ray_train_learns_and_writes_an_adapter(variant, prepared, tiny_mistral, tmp_path):
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.use_gpu=true", "ray.num_workers=1",
                     "ray.resources_per_worker={CPU: 1, GPU: 1}", "train.precision=bf16", *variant)
@@ -57,7 +57,7 @@ def test_cuda_bf16_static_cache_generation_runs_to_the_budget(tiny_mistral):
 
 
 def test_cuda_graph_replay_equals_the_eager_static_loop_in_bf16(tiny_mistral):
-    from pipeline.decoder import StaticDecoder
+    from pipeline.inference.decoder import StaticDecoder
 
     det = Detector(EngineConfig(model=str(tiny_mistral), device="cuda", dtype="bfloat16", max_new_tokens=24))
     prompts = det.encode_prompts(TEXTS * 3)

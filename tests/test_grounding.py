@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.grounding import MIN_FUZZY_CHARS, Grounding, ground_evidence, grounding_summary
+from pipeline.inference.grounding import MIN_FUZZY_CHARS, Grounding, ground_evidence, grounding_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMUNICATION = (

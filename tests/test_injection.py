@@ -140,7 +140,7 @@ def test_clean_text_encodes_exactly_as_before(family, tokenizers):
 @pytest.fixture(scope="module")
 def smollm_detector():
     from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.engine import Detector
 
     return Detector(EngineConfig(model="embedded", max_new_tokens=16, batch_size=4))
 
@@ -148,7 +148,7 @@ def smollm_detector():
 @pytest.fixture(scope="module")
 def mistral_detector(tiny_mistral):
     from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.engine import Detector
 
     return Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=4))
 
@@ -194,7 +194,7 @@ def hostile_items() -> list[dict]:
 def test_prepare_job_writes_only_the_templates_control_tokens(family, tokenizers, tiny_mistral, ray_session,
                                                               tmp_path):
     from pipeline.config import PrepareConfig, load_config
-    from pipeline.prepare import run_prepare
+    from pipeline.prepare.run import run_prepare
 
     model = str(tiny_mistral) if family == "mistral" else "embedded"
     items = hostile_items()

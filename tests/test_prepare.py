@@ -10,7 +10,7 @@ import pytest
 
 from conftest import item, write_jsonl
 from pipeline.config import load_config, PrepareConfig
-from pipeline.prepare import run_prepare
+from pipeline.prepare.run import run_prepare
 
 TOPICS = ["Guarantees Against Loss", "Promissory Claims", "Churning", "Selling Away"]
 

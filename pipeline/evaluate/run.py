@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import EngineConfig, EvaluateConfig, config_to_dict
-from pipeline.metrics import NOT_GENERATED
+from pipeline.evaluate.metrics import NOT_GENERATED
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class PredictBatch:
 
     def __init__(self, engine: dict, generate: bool, probability: bool, grounding_threshold: float,
                  cpus: float = 1.0, threshold: float = 0.5):
-        from pipeline.engine import Detector
+        from pipeline.inference.engine import Detector
 
         cpu_threads(cpus)
         self.detector = Detector(EngineConfig.model_validate(engine))
@@ -58,8 +58,8 @@ class PredictBatch:
 
 def predict_row(gen, communication: str, grounding_threshold: float) -> dict:
     """One generation -> prediction columns (parse status, fields, grounding, cost)."""
-    from pipeline.grounding import ground_evidence, grounding_summary
-    from pipeline.parsing import parse_verdict
+    from pipeline.inference.grounding import ground_evidence, grounding_summary
+    from pipeline.inference.parsing import parse_verdict
 
     parsed = parse_verdict(gen.text)
     verdict = parsed.verdict or {}
@@ -86,7 +86,7 @@ def read_inputs(cfg: EvaluateConfig):
     from pipeline.outputs import absolute, is_uri
 
     if cfg.data.paths:
-        from pipeline.data import file_labels, parse_lines
+        from pipeline.prepare.records import file_labels, parse_lines
         from pipeline.reader import JsonLinesSource
 
         source = JsonLinesSource([absolute(p) for p in cfg.data.paths], max_line_bytes=2_000_000)
@@ -145,16 +145,16 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
 def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
     import ray.data
 
-    from pipeline.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
-    from pipeline.manifest import write_json
-    from pipeline.metrics import compute_metrics
-    from pipeline.report import write_report
+    from pipeline.evaluate.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
+    from pipeline.prepare.manifest import write_json
+    from pipeline.evaluate.metrics import compute_metrics
+    from pipeline.evaluate.report import write_report
     from pipeline.runtime import provenance
 
     # An evaluation set is small: read it whole first, so engine actors may take every CPU.
     ds = read_inputs(cfg).materialize()
-    if cfg.manipulation_examples:  # violations again, with manipulation injected (pipeline/audits.py)
-        from pipeline.audits import injected_examples
+    if cfg.manipulation_examples:  # violations again, with manipulation injected (pipeline/evaluate/audits.py)
+        from pipeline.evaluate.audits import injected_examples
 
         inputs = ds.to_pandas()
         ds = ray.data.from_pandas(pd.concat(
@@ -190,7 +190,7 @@ def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
     write_json(str(out / "metrics.json"), metrics)
     write_report(pred, metrics, out, run_title(cfg, metrics), dict(zip(pred["id"], pred["scenario"])))
     if cfg.compare_to:
-        from pipeline.report import write_comparison
+        from pipeline.evaluate.report import write_comparison
 
         write_comparison(comparison_runs(cfg, metrics), out / "comparison")
     return metrics
@@ -207,7 +207,7 @@ def comparison_runs(cfg: EvaluateConfig, metrics: dict) -> list[tuple[str, dict]
 
 
 def _manifest_hash(cfg: EvaluateConfig) -> str | None:
-    from pipeline.manifest import MANIFEST_NAME
+    from pipeline.prepare.manifest import MANIFEST_NAME
 
     path = Path(cfg.data.prepared_dir or "") / MANIFEST_NAME
     if cfg.data.paths or not path.is_file():

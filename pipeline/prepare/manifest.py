@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.runtime import provenance
-from pipeline.validation import REASONS
+from pipeline.prepare.validation import REASONS
 
 FILE_LEVEL = ("empty_file", "unreadable_file", "dangling_symlink")
 SPLITS = ("train", "validation", "test")

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.audits import shortcut_audit_from_prepared
+from pipeline.evaluate.audits import shortcut_audit_from_prepared
 from pipeline.config import PrepareConfig, config_to_dict
-from pipeline.data import CODES, SplitPlan, file_labels, format_records, parse_lines, stamp_split
+from pipeline.prepare.records import CODES, SplitPlan, file_labels, format_records, parse_lines, stamp_split
 from pipeline.formatting import SYSTEM_PROMPT, resolve_system_role
-from pipeline.manifest import MANIFEST_NAME, REJECTS_NAME, build_manifest, write_json, write_rejects
+from pipeline.prepare.manifest import MANIFEST_NAME, REJECTS_NAME, build_manifest, write_json, write_rejects
 from pipeline.outputs import absolute, remove_tree, staged_output
 from pipeline.reader import JsonLinesSource, broken_links, file_event_table
-from pipeline.splitting import UnionFind, assign_splits
+from pipeline.prepare.splitting import UnionFind, assign_splits
 
 log = logging.getLogger(__name__)
 

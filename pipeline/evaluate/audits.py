@@ -35,7 +35,7 @@ NEAR_PERFECT_ACCURACY = 0.95
 NEAR_PERFECT_AUC = 0.98
 MANIPULATION_FILE = Path(__file__).with_name("manipulation.txt")
 MANIPULATED_SUFFIX = "~manipulated"  # id suffix of an injected copy of an evaluation example
-_VERSION_SUFFIX = re.compile(r"#(c|nc)$")  # record id = "<item id>#c" / "<item id>#nc" (pipeline/validation.py)
+_VERSION_SUFFIX = re.compile(r"#(c|nc)$")  # record id = "<item id>#c" / "<item id>#nc" (pipeline/prepare/validation.py)
 _VECTORIZER = dict(ngram_range=(1, 2), lowercase=True, sublinear_tf=True, min_df=2, max_features=50_000)
 
 

@@ -85,8 +85,8 @@ class ScoreBatch:
     """Ray Data actor: probability for every message, a generated verdict for the flagged ones."""
 
     def __init__(self, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
-        from pipeline.engine import Detector
-        from pipeline.evaluation import cpu_threads
+        from pipeline.inference.engine import Detector
+        from pipeline.evaluate.run import cpu_threads
 
         cpu_threads(cpus)
         self.detector = Detector(EngineConfig.model_validate(engine))
@@ -101,7 +101,7 @@ class ScoreBatch:
                              f"{self.detector.cfg.max_new_tokens}; lower engine.max_new_tokens")
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from pipeline.evaluation import predict_row
+        from pipeline.evaluate.run import predict_row
 
         out = batch.drop(columns=["text"]).copy()
         texts = batch["text"].tolist()
@@ -140,12 +140,12 @@ def run_scoring(cfg: ScoreConfig) -> dict:
 def _score_into(cfg: ScoreConfig, out: Path) -> dict:
     import ray.data
 
-    from pipeline.manifest import write_json
-    from pipeline.prepare import check_inputs
+    from pipeline.prepare.manifest import write_json
+    from pipeline.prepare.run import check_inputs
     from pipeline.reader import JsonLinesSource
     from pipeline.runtime import provenance
 
-    from pipeline.evaluation import check_actor_resources
+    from pipeline.evaluate.run import check_actor_resources
 
     t0 = time.time()
     check_inputs(cfg.paths)

@@ -192,7 +192,7 @@ def build_trainer(cfg: TrainConfig, tokenizer, train_ds, eval_ds, output_dir: st
     load time), LoRA attached unless `train.full_finetune`, throughput and early stopping wired in."""
     from transformers import EarlyStoppingCallback
 
-    from pipeline.train_artifacts import Throughput
+    from pipeline.train.artifacts import Throughput
 
     args = sft_args(cfg, output_dir, precision, deepspeed, report_to, eval_on_start)
     model = load_model(cfg, precision, device)
@@ -236,7 +236,7 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     from ray.train.torch import TorchTrainer
 
     from pipeline.runtime import provenance
-    from pipeline.train_data import check_output_dir, pin_run, preflight
+    from pipeline.train.data import check_output_dir, pin_run, preflight
 
     tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.revision, cfg.model.trust_remote_code)
     manifest = preflight(cfg, tokenizer)
@@ -301,8 +301,8 @@ def train_worker(payload: dict) -> None:
     import ray.train
     import ray.train.torch
 
-    from pipeline.train_artifacts import FaultDrill, ReportToRay, reporting_targets, write_artifacts
-    from pipeline.train_data import load_datasets
+    from pipeline.train.artifacts import FaultDrill, ReportToRay, reporting_targets, write_artifacts
+    from pipeline.train.data import load_datasets
 
     cfg = TrainConfig.model_validate(payload["config"], context={"deepspeed": payload["deepspeed"]})
     ctx = ray.train.get_context()

@@ -5,7 +5,7 @@ tokenizer, and builds prompts with the same `ChatFormatter` as training, so trai
 cannot drift. It offers:
 
 * `generate`: batched greedy decoding (deterministic), batches formed by prompt length, a
-  max-new-tokens budget, stop at EOS; through complyray's static-cache loop (`pipeline/decoder.py`,
+  max-new-tokens budget, stop at EOS; through complyray's static-cache loop (`pipeline/inference/decoder.py`,
   a CUDA-graph decode step on GPU) for Llama/Mistral models, else transformers' `generate`;
 * `verdict_probability`: P(NON_COMPLIANT) from a single forward pass: the prompt plus the fixed
   answer prefix ``{"final_verdict": "`` is run once and the next-token logits of the two verdicts'
@@ -127,7 +127,7 @@ class Detector:
         tokenizer.padding_side = "left"  # decoder-only batches: new tokens must follow each prompt directly
         self.tokenizer = tokenizer
         if cfg.attn_implementation == "sdpa_gqa":
-            from pipeline.attention import register
+            from pipeline.inference.attention import register
 
             register()
         if model is None:
@@ -154,7 +154,7 @@ class Detector:
 
     def _static_decoder(self):
         """The static-cache decode loop when engine.decoder allows it and the model supports it, else None."""
-        from pipeline.decoder import StaticDecoder, unsupported_reason
+        from pipeline.inference.decoder import StaticDecoder, unsupported_reason
 
         if self.cfg.decoder == "generate":
             return None
