@@ -70,7 +70,7 @@ def main() -> None:
     args = ap.parse_args()
     from transformers import pipeline as hf_pipeline
 
-    from pipeline.config import EngineConfig
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
     from pipeline.inference.engine import Detector
 
     t0 = time.time()
@@ -81,7 +81,7 @@ def main() -> None:
     from pipeline.inference.attention import register
 
     register()
-    engine = Detector(EngineConfig(model="unused", max_new_tokens=args.new_tokens), model=model, tokenizer=tok)
+    engine = Detector(DetectorModelConfig(name_or_path="unused"), EngineConfig(max_new_tokens=args.new_tokens), model=model, tokenizer=tok)
     lengths = [len(p) for p in engine.encode_prompts(texts)]
     figures["prompt_tokens_mean"] = round(sum(lengths) / len(lengths))
     print(json.dumps(figures), flush=True)
@@ -111,14 +111,14 @@ def main() -> None:
         if kind == "static":
             static = static or StaticDecoder(model, graphs=True)
             static.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
-            engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs, decoder="static")
+            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static")
             engine.decoder = static
         else:
             if static is not None:
                 static.release()  # its KV cache would leave generate no room
             attn, cache = spec[0], spec[1]
             model.set_attn_implementation(attn)
-            engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs,
+            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs,
                                       attn_implementation=attn, compile=args.compile, decoder="generate",
                                       prefill_chunk_size=args.prefill_chunk,
                                       cache_implementation=None if cache == "dynamic" else cache)
@@ -149,7 +149,7 @@ def main() -> None:
             decoder.release()
         engine.decoder = decoder
         for bs in map(int, args.triage_batch.split(",")):
-            engine.cfg = EngineConfig(model="unused", batch_size=bs)
+            engine.cfg = EngineConfig(batch_size=bs)
             engine.verdict_probability(texts[:bs])
             sync()
             t = time.time()

@@ -73,7 +73,8 @@ def run_client(url: str, endpoint: str, concurrency: int, n: int, seed: int) -> 
 def app_args(preset: str, model: str, batch_size: int, new_tokens: int) -> dict:
     cpu = preset == "embedded"
     return {
-        "engine": {"model": model, "device": "cpu" if cpu else "cuda", "dtype": "auto" if cpu else "bfloat16",
+        "model": {"name_or_path": model},
+        "engine": {"device": "cpu" if cpu else "cuda", "dtype": "auto" if cpu else "bfloat16",
                    "max_new_tokens": new_tokens, "batch_size": max(batch_size, 1)},
         "batching": {"max_batch_size": batch_size, "batch_wait_timeout_s": 0.05 if cpu else 0.02},
         "detector": {"num_replicas": 1, "max_ongoing_requests": max(2 * batch_size, 4), "max_queued_requests": -1,
@@ -101,12 +102,12 @@ def measure(url: str, endpoint: str, concurrency: int, n: int) -> dict:
 
 def engine_baseline(preset: str, model: str, batch: int, new_tokens: int, n: int) -> None:
     """The engine alone, in this process (no Serve): model time per communication at batch 1 and `batch`."""
-    from pipeline.config import EngineConfig
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
     from pipeline.inference.engine import Detector
     from pipeline.synth import generate_items
 
-    args = app_args(preset, model, batch, new_tokens)["engine"]
-    detector = Detector(EngineConfig(**args))
+    args = app_args(preset, model, batch, new_tokens)
+    detector = Detector(DetectorModelConfig(**args["model"]), EngineConfig(**args["engine"]))
     texts = [it["non_compliant_version"]["scenario"] for it in generate_items(n, seed=11)]
     detector.verdict_probability(texts[:2])  # warm-up
     for size in (1, batch):

@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from transformers import TrainerCallback  # noqa: E402
 
-from pipeline.config import TrainConfig, load_config  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
+
+from pipeline.train.config import TrainConfig  # noqa: E402
 
 PLAIN_BATCH = 4
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

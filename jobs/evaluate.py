@@ -2,7 +2,7 @@
 
     ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- \
         python -m jobs.evaluate --config jobs/configs/evaluate_mistral7b_gpu.yaml
-    python -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=runs/train/demo \
+    python -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml model.name_or_path=runs/train/demo \
         compare_to=[runs/eval/base] data.limit=20
 
 Writes <output_dir>/predictions.parquet, metrics.json, report.md / report.html (+ PNGs) and, with
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from jobs.common import job_main
-from pipeline.config import EvaluateConfig
+from pipeline.evaluate.config import EvaluateConfig
 
 
 def run(cfg: EvaluateConfig) -> None:

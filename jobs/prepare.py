@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from jobs.common import job_main
-from pipeline.config import PrepareConfig
+from pipeline.prepare.config import PrepareConfig
 
 
 def run(cfg: PrepareConfig) -> None:

@@ -2,7 +2,7 @@
 
     ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- \
         python -m jobs.score --config jobs/configs/score_archive.yaml paths=[s3://bucket/archive/2026-11/]
-    python -m jobs.score --config jobs/configs/score_archive.yaml engine.model=runs/adapters/smollm2-sample-lora
+    python -m jobs.score --config jobs/configs/score_archive.yaml model.name_or_path=runs/adapters/smollm2-sample-lora
 
 Writes <output_dir>/scores/*.parquet, rejects.jsonl, summary.json. Exits 2 on a bad config, 1 on failure.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from jobs.common import job_main
-from pipeline.config import ScoreConfig
+from pipeline.score.config import ScoreConfig
 
 
 def run(cfg: ScoreConfig) -> None:

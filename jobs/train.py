@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 
 from jobs.common import job_main
-from pipeline.config import TrainConfig
+from pipeline.train.config import TrainConfig
 
 
 def run(cfg: TrainConfig) -> None:

@@ -255,7 +255,7 @@ class Ingress:
             self.audit = AuditLog(path, cfg.audit.include_text, int(cfg.audit.file_mode, 8))
         self.max_body_bytes = cfg.limits.max_chars * 4 * cfg.limits.max_batch_items + (1 << 20)
         # Prompt lengths are checked here, before queueing, with each model's own instruction text.
-        base = resolve_source(cfg.engine.model, cfg.engine.adapter)
+        base = resolve_source(cfg.model.name_or_path, cfg.model.adapter)
         self.tokenizer = load_tokenizer(base.tokenizer)
         created = int(time.time())
         default = cfg.default_adapter or cfg.base_name

@@ -86,14 +86,14 @@ class DetectorServer:
     """Serve deployment (bound in serve/app.py with its options from ServeAppConfig.detector)."""
 
     def __init__(self, config: dict):
-        from pipeline.config import EngineConfig
         from pipeline.inference.engine import Detector
 
         self.cfg = ServeAppConfig.model_validate(config)
-        engine = self.cfg.engine
+        model, engine = self.cfg.model, self.cfg.engine
         if self.cfg.adapters:  # the base alone; adapters are attached on demand, never merged
-            engine = EngineConfig.model_validate({**engine.model_dump(), "adapter": None, "merge_adapter": False})
-        self.detector = Detector(engine)
+            model = model.model_copy(update={"adapter": None})
+            engine = engine.model_copy(update={"merge_adapter": False})
+        self.detector = Detector(model, engine)
         self.base_formatter = self.detector.formatter
         self._check_context_fits()
         self._lock = threading.RLock()  # model state: active adapter, formatter, attach/detach

@@ -7,7 +7,9 @@ import pytest
 
 from conftest import item, write_jsonl
 from jobs.common import job_main
-from pipeline.config import EvaluateConfig, PrepareConfig, load_config
+from pipeline.config import load_config
+from pipeline.evaluate.config import EvaluateConfig
+from pipeline.prepare.config import PrepareConfig
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def prepared(tiny_mistral, ray_session, tmp_path_factory):
 def evaluate(tiny_mistral, prepared, out, *extra):
     from jobs.evaluate import run
 
-    argv = [f"engine.model={tiny_mistral}", "engine.max_new_tokens=16", "engine.batch_size=4",
+    argv = [f"model.name_or_path={tiny_mistral}", "engine.max_new_tokens=16", "engine.batch_size=4",
             f"data.prepared_dir={prepared}", f"output_dir={out}", "actors=1", "cpus_per_actor=2", *extra]
     assert job_main(EvaluateConfig, run, None, argv) == 0
 
@@ -75,14 +77,14 @@ def test_probability_only_run_and_comparison(tiny_mistral, prepared, tmp_path, c
 def test_missing_split_is_a_clear_error(tiny_mistral, tmp_path, ray_session):
     from jobs.evaluate import run
 
-    code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={tmp_path}"])
+    code = job_main(EvaluateConfig, run, None, [f"model.name_or_path={tiny_mistral}", f"data.prepared_dir={tmp_path}"])
     assert code == 1
 
 
 def test_actors_taking_every_cpu_are_refused(tiny_mistral, prepared, tmp_path):
     from jobs.evaluate import run
 
-    code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={prepared[0]}",
+    code = job_main(EvaluateConfig, run, None, [f"model.name_or_path={tiny_mistral}", f"data.prepared_dir={prepared[0]}",
                                                 "actors=2", "cpus_per_actor=1.5"])
     assert code == 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import EngineConfig
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
 from pipeline.inference.engine import Detector
 from test_engine import TEXTS
 from test_train import ROOT, lora_tensors, prepared, train_cfg  # noqa: F401 - `prepared` is a fixture
@@ -35,9 +35,10 @@ def test_gpu_training_through_ray_train_learns_and_writes_an_adapter(variant, pr
 
 
 def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tiny_mistral):
-    base = dict(model=str(tiny_mistral), device="cuda", dtype="float32", max_new_tokens=16, batch_size=3)
-    ref = Detector(EngineConfig(**base, attn_implementation="sdpa", decoder="generate"))
-    gqa = Detector(EngineConfig(**base))
+    model = DetectorModelConfig(name_or_path=str(tiny_mistral))
+    base = dict(device="cuda", dtype="float32", max_new_tokens=16, batch_size=3)
+    ref = Detector(model, EngineConfig(**base, attn_implementation="sdpa", decoder="generate"))
+    gqa = Detector(model, EngineConfig(**base))
     assert str(gqa.device).startswith("cuda") and gqa.decoder.graphs  # the CUDA-graph loop by default
     texts = TEXTS * 2
     batched = [g.text for g in gqa.generate(texts)]
@@ -49,7 +50,7 @@ def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tin
 
 
 def test_cuda_bf16_static_cache_generation_runs_to_the_budget(tiny_mistral):
-    det = Detector(EngineConfig(model=str(tiny_mistral), device="cuda", dtype="bfloat16", max_new_tokens=16,
+    det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(device="cuda", dtype="bfloat16", max_new_tokens=16,
                                 batch_size=4, decoder="generate", cache_implementation="static",
                                 prefill_chunk_size=64))
     gens = det.generate(TEXTS)
@@ -59,7 +60,7 @@ def test_cuda_bf16_static_cache_generation_runs_to_the_budget(tiny_mistral):
 def test_cuda_graph_replay_equals_the_eager_static_loop_in_bf16(tiny_mistral):
     from pipeline.inference.decoder import StaticDecoder
 
-    det = Detector(EngineConfig(model=str(tiny_mistral), device="cuda", dtype="bfloat16", max_new_tokens=24))
+    det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(device="cuda", dtype="bfloat16", max_new_tokens=24))
     prompts = det.encode_prompts(TEXTS * 3)
     pad = det.tokenizer.pad_token_id
     eager = StaticDecoder(det.model, graphs=False).generate(prompts, 24, det.eos_ids, pad)

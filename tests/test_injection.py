@@ -139,18 +139,18 @@ def test_clean_text_encodes_exactly_as_before(family, tokenizers):
 
 @pytest.fixture(scope="module")
 def smollm_detector():
-    from pipeline.config import EngineConfig
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
     from pipeline.inference.engine import Detector
 
-    return Detector(EngineConfig(model="embedded", max_new_tokens=16, batch_size=4))
+    return Detector(DetectorModelConfig(name_or_path="embedded"), EngineConfig(max_new_tokens=16, batch_size=4))
 
 
 @pytest.fixture(scope="module")
 def mistral_detector(tiny_mistral):
-    from pipeline.config import EngineConfig
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
     from pipeline.inference.engine import Detector
 
-    return Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=4))
+    return Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(max_new_tokens=16, batch_size=4))
 
 
 @pytest.mark.parametrize("which", ["mistral_detector", "smollm_detector"])
@@ -193,7 +193,8 @@ def hostile_items() -> list[dict]:
 @pytest.mark.parametrize("family", ["mistral", "smollm"])
 def test_prepare_job_writes_only_the_templates_control_tokens(family, tokenizers, tiny_mistral, ray_session,
                                                               tmp_path):
-    from pipeline.config import PrepareConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.prepare.config import PrepareConfig
     from pipeline.prepare.run import run_prepare
 
     model = str(tiny_mistral) if family == "mistral" else "embedded"

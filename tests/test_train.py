@@ -11,7 +11,9 @@ import torch
 from pydantic import ValidationError
 
 from conftest import item, write_jsonl
-from pipeline.config import ConfigError, PrepareConfig, TrainConfig, load_config
+from pipeline.config import ConfigError, load_config
+from pipeline.prepare.config import PrepareConfig
+from pipeline.train.config import TrainConfig
 from pipeline.prepare.run import run_prepare
 
 ROOT = Path(__file__).resolve().parent.parent

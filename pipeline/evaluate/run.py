@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import EngineConfig, EvaluateConfig, config_to_dict
+from pipeline.config import config_to_dict
+
+from pipeline.evaluate.config import EvaluateConfig
+
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
 from pipeline.evaluate.metrics import NOT_GENERATED
 
 log = logging.getLogger(__name__)
@@ -28,12 +32,12 @@ INPUT_COLUMNS = ["id", "scenario", "format", "source", *GOLD]
 class PredictBatch:
     """Ray Data actor: communications -> parsed, grounded predictions (and the verdict probability)."""
 
-    def __init__(self, engine: dict, generate: bool, probability: bool, grounding_threshold: float,
+    def __init__(self, model: dict, engine: dict, generate: bool, probability: bool, grounding_threshold: float,
                  cpus: float = 1.0, threshold: float = 0.5):
         from pipeline.inference.engine import Detector
 
         cpu_threads(cpus)
-        self.detector = Detector(EngineConfig.model_validate(engine))
+        self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
         self.generate, self.probability = generate, probability
         self.grounding_threshold, self.threshold = grounding_threshold, threshold
 
@@ -160,7 +164,8 @@ def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
         ds = ray.data.from_pandas(pd.concat(
             [inputs, injected_examples(inputs, cfg.data.seed, cfg.manipulation_examples)], ignore_index=True))
     predictions = ds.map_batches(
-        PredictBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), generate=cfg.generate,
+        PredictBatch, fn_constructor_kwargs=dict(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(),
+                                                 generate=cfg.generate,
                                                  probability=cfg.probability,
                                                  grounding_threshold=cfg.grounding_threshold,
                                                  cpus=cfg.cpus_per_actor, threshold=cfg.threshold),
@@ -174,7 +179,7 @@ def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
         manipulated.to_parquet(out / "manipulated.parquet", index=False)
     metrics = compute_metrics(pred, threshold=cfg.threshold)
     prepared = None if cfg.data.paths else cfg.data.prepared_dir
-    metrics["audits"] = evaluation_audits(pred, cfg.engine.adapter or cfg.engine.model, prepared,
+    metrics["audits"] = evaluation_audits(pred, cfg.model.adapter or cfg.model.name_or_path, prepared,
                                           prepared and cfg.data.split, cfg.threshold, manipulated)
     if prepared and cfg.data.split == "validation" and cfg.probability:
         fitted = fit_run_calibration(pred, out, f"{prepared}/split=validation")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import EngineConfig
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
 from pipeline.formatting import ChatFormatter
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,9 @@ def _pick_dtype(dtype: str, device: str):
 class Detector:
     """A loaded detector model. Build once per process (or per Ray actor / Serve replica)."""
 
-    def __init__(self, cfg: EngineConfig, model=None, tokenizer=None):
-        """Load from `cfg`, or wrap an already built `model`/`tokenizer` (benchmarks, tests).
+    def __init__(self, model_cfg: DetectorModelConfig, cfg: EngineConfig | None = None, model=None, tokenizer=None):
+        """Load the detector `model_cfg` names and run it as `cfg` says (defaults when None), or wrap an already
+        built `model`/`tokenizer` (benchmarks, tests).
 
         Raises ValueError for an unusable device/dtype and FileNotFoundError for a missing model.
         """
@@ -116,13 +117,14 @@ class Detector:
 
         from pipeline.models import ensure_pad_token, load_tokenizer
 
-        self.cfg = cfg
+        cfg = cfg or EngineConfig()
+        self.cfg, self.model_cfg = cfg, model_cfg
         self.device = _pick_device(cfg.device)
         self.dtype = _pick_dtype(cfg.dtype, self.device)
-        self.source = resolve_source(cfg.model, cfg.adapter)
+        self.source = resolve_source(model_cfg.name_or_path, model_cfg.adapter)
         t0 = time.time()
         if tokenizer is None:
-            tokenizer = load_tokenizer(self.source.tokenizer)
+            tokenizer = load_tokenizer(self.source.tokenizer, model_cfg.revision, model_cfg.trust_remote_code)
         ensure_pad_token(tokenizer)
         tokenizer.padding_side = "left"  # decoder-only batches: new tokens must follow each prompt directly
         self.tokenizer = tokenizer
@@ -133,6 +135,7 @@ class Detector:
         if model is None:
             model = AutoModelForCausalLM.from_pretrained(
                 self.source.base, dtype=self.dtype, attn_implementation=cfg.attn_implementation,
+                revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
             ).to(self.device)
             if self.source.adapter:
                 from peft import PeftModel

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from pipeline.config import PrepareConfig
+from pipeline.prepare.config import PrepareConfig
 from pipeline.formatting import ChatFormatter, answer_json
 from pipeline.reader import JsonLinesSource
 from pipeline.schema import collapse_ws

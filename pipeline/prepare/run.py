@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.evaluate.audits import shortcut_audit_from_prepared
-from pipeline.config import PrepareConfig, config_to_dict
+from pipeline.config import config_to_dict
+from pipeline.prepare.config import PrepareConfig
 from pipeline.prepare.records import CODES, SplitPlan, file_labels, format_records, parse_lines, stamp_split
 from pipeline.formatting import SYSTEM_PROMPT, resolve_system_role
 from pipeline.prepare.manifest import MANIFEST_NAME, REJECTS_NAME, build_manifest, write_json, write_rejects

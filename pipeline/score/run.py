@@ -18,7 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.config import EngineConfig, ScoreConfig, config_to_dict
+from pipeline.config import config_to_dict
+
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
+
+from pipeline.score.config import ScoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +88,12 @@ def prompt_budget(positions: int | None, verdict_prefix_tokens: int, max_new_tok
 class ScoreBatch:
     """Ray Data actor: probability for every message, a generated verdict for the flagged ones."""
 
-    def __init__(self, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
+    def __init__(self, model: dict, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
         from pipeline.inference.engine import Detector
         from pipeline.evaluate.run import cpu_threads
 
         cpu_threads(cpus)
-        self.detector = Detector(EngineConfig.model_validate(engine))
+        self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
         self.threshold, self.explain = threshold, explain
         config = self.detector.model.config
         self.budget = prompt_budget(getattr(config, "max_position_embeddings", None),
@@ -163,7 +167,8 @@ def _score_into(cfg: ScoreConfig, out: Path) -> dict:
     # An empty selection comes back without columns: give it the archive's, so "no rejects" summarises.
     rejects = rows.filter(expr="reason != ''").to_pandas().reindex(columns=ARCHIVE_SCHEMA.names)
     scored = rows.filter(expr="reason == ''").drop_columns(["reason"]).map_batches(
-        ScoreBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), threshold=cfg.threshold,
+        ScoreBatch, fn_constructor_kwargs=dict(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(),
+                                               threshold=cfg.threshold,
                                                explain=cfg.explain, cpus=cfg.cpus_per_actor),
         batch_format="pandas", batch_size=max(cfg.engine.batch_size, 8),
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,

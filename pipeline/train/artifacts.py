@@ -19,7 +19,9 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from pipeline.config import TrainConfig, config_to_dict
+from pipeline.config import config_to_dict
+
+from pipeline.train.config import TrainConfig
 from pipeline.models import load_tokenizer, resolve_model_path
 
 log = logging.getLogger(__name__)
