@@ -23,7 +23,7 @@ import torch
 def build_model(preset: str):
     from transformers import MistralConfig, MistralForCausalLM
 
-    from pipeline.models import MISTRAL_7B, TINY_MISTRAL, mistral_v3_tokenizer
+    from pipeline.testing import MISTRAL_7B, TINY_MISTRAL, mistral_v3_tokenizer
 
     tok = mistral_v3_tokenizer()
     shape = {"7b": MISTRAL_7B, "tiny": TINY_MISTRAL}[preset]

@@ -134,7 +134,8 @@ def _free_accelerator_memory() -> None:
 
 
 def prepare_model(preset: str) -> str:
-    from pipeline.models import ensure_embedded_model, save_random_mistral
+    from pipeline.models import ensure_embedded_model
+    from pipeline.testing import save_random_mistral
 
     if preset == "embedded":
         return str(ensure_embedded_model())

@@ -95,7 +95,7 @@ class StepClock(TrainerCallback):
 
 def ensure_model(model_dir: str, check: bool) -> str:
     """The random-weight model folder: the tiny Mistral for --check, else Mistral-7B in bf16."""
-    from pipeline.models import save_random_mistral
+    from pipeline.testing import save_random_mistral
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():

@@ -18,7 +18,8 @@ from pipeline.prepare.config import PrepareConfig
 
 
 def run(cfg: PrepareConfig) -> None:
-    from pipeline.prepare.manifest import MANIFEST_NAME, format_summary
+    from pipeline.artifacts import MANIFEST_NAME
+    from pipeline.prepare.manifest import format_summary
     from pipeline.prepare.run import run_prepare
     from pipeline.runtime import bound_data_memory, init_ray
 

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.outputs import ACCESS_DESCRIPTION, OutputAccess
 
 C = TypeVar("C", bound=BaseModel)
 

@@ -9,15 +9,17 @@ import pandas as pd
 import pytest
 
 from pipeline.evaluate.audits import (
-    SHORTCUT_WARNING,
-    bag_of_words_baseline,
-    fit_bag_of_words,
     flip_rate,
     inject_manipulation,
     injected_examples,
-    load_bag_of_words,
     manipulation_sentences,
     pair_consistency,
+)
+from pipeline.shortcut_audit import (
+    SHORTCUT_WARNING,
+    bag_of_words_baseline,
+    fit_bag_of_words,
+    load_bag_of_words,
     save_bag_of_words,
     shortcut_audit_from_prepared,
     violation_labels,

@@ -58,7 +58,8 @@ VERDICT = {"final_verdict": "NON_COMPLIANT", "executive_summary": "A guarantee."
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    from pipeline.models import load_tokenizer, mistral_v3_tokenizer
+    from pipeline.models import load_tokenizer
+    from pipeline.testing import mistral_v3_tokenizer
 
     return {"mistral": mistral_v3_tokenizer(), "smollm": load_tokenizer("embedded")}
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluate.audits import MANIPULATED_SUFFIX, flip_rate, pair_consistency, shortcut_audit_from_prepared
+from pipeline.evaluate.audits import MANIPULATED_SUFFIX, flip_rate, pair_consistency
+from pipeline.shortcut_audit import shortcut_audit_from_prepared
 from pipeline.evaluate.calibration import calibration_block, fit_calibration, load_calibration
 from pipeline.schema import normalize_verdict
 

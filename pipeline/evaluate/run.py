@@ -35,6 +35,7 @@ class PredictBatch:
     def __init__(self, model: dict, engine: dict, generate: bool, probability: bool, grounding_threshold: float,
                  cpus: float = 1.0, threshold: float = 0.5):
         from pipeline.inference.engine import Detector
+        from pipeline.runtime import cpu_threads
 
         cpu_threads(cpus)
         self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
@@ -110,28 +111,6 @@ def read_inputs(cfg: EvaluateConfig):
     return ds
 
 
-def check_actor_resources(actors: int, cpus_per_actor: float, keep_free: float) -> None:
-    """Engine actors must leave `keep_free` CPUs for Ray Data's readers (a read task takes a whole
-    CPU), or the job waits forever. Raises ValueError naming the keys."""
-    import ray
-
-    total = ray.cluster_resources().get("CPU", 0)
-    if actors * cpus_per_actor > total - keep_free:
-        raise ValueError(
-            f"actors={actors} x cpus_per_actor={cpus_per_actor:g} needs more than the {total - keep_free:g} CPU(s) "
-            f"this {total:g}-CPU cluster can give engine actors; lower actors or cpus_per_actor"
-        )
-
-
-def cpu_threads(cpus: float) -> None:
-    """Ray sets OMP threads to the integer CPU share; use every (fractional) CPU the actor was given."""
-    import math
-
-    import torch
-
-    torch.set_num_threads(max(1, math.ceil(cpus)))
-
-
 def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Predict every example, write predictions/metrics/report into a staging folder that replaces
     `output_dir` when the run succeeds (a failed run leaves the previous one as it was); return the metrics.
@@ -139,6 +118,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     Raises FileNotFoundError when the input split is missing.
     """
     from pipeline.outputs import staged_output
+    from pipeline.runtime import check_actor_resources
 
     t0 = time.time()
     check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=0)
@@ -150,10 +130,9 @@ def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
     import ray.data
 
     from pipeline.evaluate.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
-    from pipeline.prepare.manifest import write_json
+    from pipeline.artifacts import provenance, write_json
     from pipeline.evaluate.metrics import compute_metrics
     from pipeline.evaluate.report import write_report
-    from pipeline.runtime import provenance
 
     # An evaluation set is small: read it whole first, so engine actors may take every CPU.
     ds = read_inputs(cfg).materialize()
@@ -212,7 +191,7 @@ def comparison_runs(cfg: EvaluateConfig, metrics: dict) -> list[tuple[str, dict]
 
 
 def _manifest_hash(cfg: EvaluateConfig) -> str | None:
-    from pipeline.prepare.manifest import MANIFEST_NAME
+    from pipeline.artifacts import MANIFEST_NAME
 
     path = Path(cfg.data.prepared_dir or "") / MANIFEST_NAME
     if cfg.data.paths or not path.is_file():

@@ -90,7 +90,7 @@ class ScoreBatch:
 
     def __init__(self, model: dict, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
         from pipeline.inference.engine import Detector
-        from pipeline.evaluate.run import cpu_threads
+        from pipeline.runtime import cpu_threads
 
         cpu_threads(cpus)
         self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
@@ -144,12 +144,9 @@ def run_scoring(cfg: ScoreConfig) -> dict:
 def _score_into(cfg: ScoreConfig, out: Path) -> dict:
     import ray.data
 
-    from pipeline.prepare.manifest import write_json
-    from pipeline.prepare.run import check_inputs
-    from pipeline.reader import JsonLinesSource
-    from pipeline.runtime import provenance
-
-    from pipeline.evaluate.run import check_actor_resources
+    from pipeline.artifacts import provenance, write_json
+    from pipeline.reader import JsonLinesSource, check_inputs
+    from pipeline.runtime import check_actor_resources
 
     t0 = time.time()
     check_inputs(cfg.paths)
