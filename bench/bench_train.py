@@ -13,7 +13,7 @@ depend on the weights' values.
   plain  the original plan: HF Trainer + PEFT, 4-bit NF4 base, batch 4 padded to the longest, loss on
          every token (no prompt masking), DataCollatorForLanguageModeling, paged_adamw_8bit,
          gradient checkpointing.
-  ours   pipeline.train.run.build_trainer with jobs/configs/train_mistral7b_qlora_1gpu.yaml
+  ours   pipeline.train.trainer.build_trainer with jobs/configs/train_mistral7b_qlora_1gpu.yaml
          (plus --ours overrides): prompt-masked labels through TRL's fused LM head, length-grouped
          micro-batches of 8, fused AdamW, gradient checkpointing.
 
@@ -130,7 +130,7 @@ def ours_config(args, model_dir: str) -> TrainConfig:
 def run_ours(args, model_dir, tokenizer, train, val, workdir: Path) -> dict:
     import torch
 
-    from pipeline.train.run import build_trainer, resolve_precision
+    from pipeline.train.trainer import build_trainer, resolve_precision
 
     cfg = ours_config(args, model_dir)
     clock = StepClock(args.warmup)

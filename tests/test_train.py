@@ -62,7 +62,7 @@ def baseline(prepared, tiny_mistral, tmp_path_factory):
 def test_collated_labels_mask_exactly_prompt_and_padding(prepared, tiny_mistral, tmp_path):
     from pipeline.models import load_tokenizer
     from pipeline.train.data import load_datasets, read_split
-    from pipeline.train.run import build_trainer
+    from pipeline.train.trainer import build_trainer
 
     cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.num_workers=1")
     tok = load_tokenizer(str(tiny_mistral))
@@ -94,7 +94,7 @@ def test_collated_labels_mask_exactly_prompt_and_padding(prepared, tiny_mistral,
 def test_verdict_weight_finds_each_answers_verdict_token_and_adds_exactly_its_loss(prepared, tiny_mistral, tmp_path):
     from pipeline.models import load_tokenizer
     from pipeline.train.data import load_datasets
-    from pipeline.train.run import build_trainer
+    from pipeline.train.trainer import build_trainer
 
     cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.num_workers=1", "train.fused_lm_head=false",
                     "train.verdict_loss_weight=5")
@@ -288,7 +288,7 @@ def test_shipped_train_configs_validate(path, monkeypatch):
 def test_deepspeed_configs_get_their_auto_values_from_the_trainer(name, stage, monkeypatch):
     from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
 
-    from pipeline.train.run import sft_args
+    from pipeline.train.trainer import sft_args
 
     monkeypatch.chdir(ROOT)
     cfg = load_config(TrainConfig, None, ["train.micro_batch_size=8", "train.grad_accum=2", "ray.num_workers=1"])
