@@ -127,7 +127,7 @@ def main() -> None:
             passes = []
             for _ in range(2):  # cold (captures, compilation), then warm: a long scoring job's steady state
                 t = time.time()
-                gens = engine.generate(texts[: args.prompts])
+                gens = engine.generate(engine.encode_prompts(texts[: args.prompts]))
                 sync()
                 passes.append(sum(g.new_tokens for g in gens) / (time.time() - t))
         except torch.OutOfMemoryError:
@@ -150,10 +150,10 @@ def main() -> None:
         engine.decoder = decoder
         for bs in map(int, args.triage_batch.split(",")):
             engine.cfg = EngineConfig(batch_size=bs)
-            engine.verdict_probability(texts[:bs])
+            engine.score(engine.encode_prompts(texts[:bs]))
             sync()
             t = time.time()
-            engine.verdict_probability(texts[: args.triage])
+            engine.score(engine.encode_prompts(texts[: args.triage]))
             sync()
             rate = args.triage / (time.time() - t)
             figures[f"triage_{name}_b{bs}_conversations_per_s"] = round(rate, 1)

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from pipeline.config import ConfigError, Strict, cross_field_error, format_errors
 from pipeline.inference.config import DetectorModelConfig, EngineConfig
+from pipeline.inference.grounding import DEFAULT_THRESHOLD
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
@@ -135,7 +136,7 @@ class ServeAppConfig(Strict):
     default_adapter: str | None = Field(None, description="Adapter used when a request names none (null: the "
                                         "base model, named `base_name`).")
     base_name: str = Field("base", description="Model name of model.name_or_path without any adapter.")
-    grounding_threshold: float = Field(90.0, ge=0, le=100, description="Fuzzy score (0-100) an evidence quote "
+    grounding_threshold: float = Field(DEFAULT_THRESHOLD, ge=0, le=100, description="Fuzzy score (0-100) an evidence quote "
                                        "needs to count as grounded in the communication.")
     batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Dynamic request batching.")
     detector: DetectorDeploymentConfig = Field(default_factory=DetectorDeploymentConfig,

@@ -35,24 +35,27 @@ def test_verdict_prefix_and_decision_tokens(detector):
 
 
 def test_batched_greedy_equals_one_at_a_time_and_is_deterministic(detector):
-    batched = detector.generate(TEXTS)
-    again = detector.generate(TEXTS)
-    single = [detector.generate([t])[0] for t in TEXTS]
+    prompts = detector.encode_prompts(TEXTS)
+    batched = detector.generate(prompts)
+    again = detector.generate(prompts)
+    single = [detector.generate([p])[0] for p in prompts]
     assert [g.text for g in batched] == [g.text for g in again] == [g.text for g in single]
     assert all(g.new_tokens <= 16 and g.prompt_tokens > 100 for g in batched)
 
 
 def test_probability_is_a_distribution_and_batch_invariant(detector):
-    p = detector.verdict_probability(TEXTS)
+    prompts = detector.encode_prompts(TEXTS)
+    scores = detector.score(prompts)
+    p = scores.probability
     assert p.shape == (3,) and ((p > 0) & (p < 1)).all()
-    one = np.array([detector.verdict_probability([t])[0] for t in TEXTS])
+    one = np.array([detector.score([ids]).probability[0] for ids in prompts])
     np.testing.assert_allclose(p, one, atol=1e-4)
-    assert ((detector.last_format_mass > 0) & (detector.last_format_mass <= 1)).all()
+    assert ((scores.format_mass > 0) & (scores.format_mass <= 1)).all()
     # The static decoder's right-padded prefill gives transformers' left-padded forward pass.
     hf = Detector(DetectorModelConfig(name_or_path=detector.model_cfg.name_or_path), EngineConfig(dtype="float32", decoder="generate"), model=detector.model,
                   tokenizer=detector.tokenizer)
     assert detector.decoder is not None and hf.decoder is None
-    np.testing.assert_allclose(p, hf.verdict_probability(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(p, hf.score(hf.encode_prompts(TEXTS)).probability, atol=1e-5)
 
 
 def test_batches_group_by_length_and_respect_caps(detector):
@@ -82,8 +85,10 @@ def test_gqa_decode_attention_matches_sdpa(tiny_mistral, cache):
     gqa = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(dtype="float32", max_new_tokens=16, batch_size=3, decoder="generate",
                                 attn_implementation="sdpa_gqa", cache_implementation=cache))
     assert gqa.model.config._attn_implementation == "sdpa_gqa"
-    assert [g.text for g in gqa.generate(texts)] == [g.text for g in ref.generate(texts)]
-    np.testing.assert_allclose(gqa.verdict_probability(texts), ref.verdict_probability(texts), atol=1e-5)
+    prompts = gqa.encode_prompts(texts)
+    assert prompts == ref.encode_prompts(texts)
+    assert [g.text for g in gqa.generate(prompts)] == [g.text for g in ref.generate(prompts)]
+    np.testing.assert_allclose(gqa.score(prompts).probability, ref.score(prompts).probability, atol=1e-5)
 
 
 def test_static_decoder_matches_generate_and_stops_each_row_at_its_eos(detector):

@@ -41,19 +41,20 @@ def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tin
     gqa = Detector(model, EngineConfig(**base))
     assert str(gqa.device).startswith("cuda") and gqa.decoder.graphs  # the CUDA-graph loop by default
     texts = TEXTS * 2
-    batched = [g.text for g in gqa.generate(texts)]
-    assert batched == [g.text for g in gqa.generate(texts)] == [gqa.generate([t])[0].text for t in texts]
-    assert batched == [g.text for g in ref.generate(texts)]
-    p = gqa.verdict_probability(texts)
+    prompts = gqa.encode_prompts(texts)
+    batched = [g.text for g in gqa.generate(prompts)]
+    assert batched == [g.text for g in gqa.generate(prompts)] == [gqa.generate([ids])[0].text for ids in prompts]
+    assert batched == [g.text for g in ref.generate(prompts)]
+    p = gqa.score(prompts).probability
     assert ((p > 0) & (p < 1)).all()
-    np.testing.assert_allclose(p, ref.verdict_probability(texts), atol=1e-4)
+    np.testing.assert_allclose(p, ref.score(prompts).probability, atol=1e-4)
 
 
 def test_cuda_bf16_static_cache_generation_runs_to_the_budget(tiny_mistral):
     det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(device="cuda", dtype="bfloat16", max_new_tokens=16,
                                 batch_size=4, decoder="generate", cache_implementation="static",
                                 prefill_chunk_size=64))
-    gens = det.generate(TEXTS)
+    gens = det.generate(det.encode_prompts(TEXTS))
     assert len(gens) == 3 and all(0 < g.new_tokens <= 16 for g in gens)
 
 

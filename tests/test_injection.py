@@ -167,10 +167,10 @@ def test_engine_prompts_for_evaluate_score_and_serve(which, request):
     for text, ids in zip(texts, prompts):
         assert controls(tok, ids) == clean and text in tok.decode(ids)
     chosen = [CORPUS["chatml_turn"], CORPUS["mistral_turn"]]
-    p = detector.verdict_probability(chosen)
+    chosen_ids = detector.encode_prompts(chosen)
+    p = detector.score(chosen_ids).probability
     assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
-    assert all(g.prompt_tokens == len(ids) for g, ids in zip(detector.generate(chosen),
-                                                            detector.encode_prompts(chosen)))
+    assert all(g.prompt_tokens == len(ids) for g, ids in zip(detector.generate(chosen_ids), chosen_ids))
 
 
 def hostile_items() -> list[dict]:

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config import RayConfig, Strict
 from pipeline.inference.config import DetectorModelConfig, EngineConfig
+from pipeline.inference.grounding import DEFAULT_THRESHOLD
 from pipeline.outputs import ACCESS_DESCRIPTION, OutputAccess
 
 
@@ -37,7 +38,7 @@ class EvaluateConfig(Strict):
     generate: bool = Field(True, description="Generate full verdicts (false: probability-only triage metrics).")
     probability: bool = Field(True, description="Compute P(NON_COMPLIANT) by one forward pass per example.")
     threshold: float = Field(0.5, gt=0, lt=1, description="Probability threshold for the operating-point metrics.")
-    grounding_threshold: float = Field(90.0, ge=0, le=100, description="Fuzzy score (0-100) a quote needs to count as grounded.")
+    grounding_threshold: float = Field(DEFAULT_THRESHOLD, ge=0, le=100, description="Fuzzy score (0-100) a quote needs to count as grounded.")
     manipulation_examples: int = Field(
         50, ge=0, description="Violations evaluated again with reviewer-manipulation text injected (0: no such audit)."
     )

@@ -43,14 +43,17 @@ class PredictBatch:
         self.grounding_threshold, self.threshold = grounding_threshold, threshold
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from pipeline.inference.verdicts import read_verdict
+
         texts = batch["scenario"].tolist()
+        prompts = self.detector.encode_prompts(texts)  # once: scoring and generation reuse the ids
         out = batch.rename(columns=GOLD).copy()
         t0 = time.time()
-        out["p_violation"] = self.detector.verdict_probability(texts) if self.probability else np.nan
+        out["p_violation"] = self.detector.score(prompts).probability if self.probability else np.nan
         out["score_seconds"] = (time.time() - t0) / max(len(texts), 1)
         if self.generate:
-            rows = [predict_row(g, text, self.grounding_threshold)
-                    for g, text in zip(self.detector.generate(texts), texts)]
+            rows = [read_verdict(g, text, self.grounding_threshold).columns()
+                    for g, text in zip(self.detector.generate(prompts), texts)]
             out = pd.concat([out.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
         else:  # triage only: the verdict is the probability at the threshold; nothing else is predicted
             out["pred_verdict"] = np.where(out["p_violation"] >= self.threshold, "NON_COMPLIANT", "COMPLIANT")
@@ -59,29 +62,6 @@ class PredictBatch:
             out["parse_status"], out["grounded_rate"], out["n_quotes"] = NOT_GENERATED, np.nan, 0
         out["model_version"] = self.detector.info["version"]
         return out
-
-
-def predict_row(gen, communication: str, grounding_threshold: float) -> dict:
-    """One generation -> prediction columns (parse status, fields, grounding, cost)."""
-    from pipeline.inference.grounding import ground_evidence, grounding_summary
-    from pipeline.inference.parsing import parse_verdict
-
-    parsed = parse_verdict(gen.text)
-    verdict = parsed.verdict or {}
-    quotes = verdict.get("evidence_list") or []
-    grounding = ground_evidence(quotes, communication, grounding_threshold)
-    summary = grounding_summary(grounding)
-    return {
-        "raw_output": gen.text, "parse_status": parsed.status, "parse_error": parsed.error,
-        "pred_verdict": verdict.get("final_verdict"), "pred_topic": verdict.get("compliance_topic"),
-        "pred_severity": verdict.get("severity"), "pred_rule": verdict.get("rule_violated"),
-        "pred_json": json.dumps(verdict, ensure_ascii=False) if parsed.verdict else None,
-        "evidence": json.dumps([{"quote": g.quote, "grounded": g.grounded, "score": round(g.score, 1)}
-                                for g in grounding], ensure_ascii=False),
-        "n_quotes": summary["n"], "grounded_rate": summary["rate"] if summary["n"] else np.nan,
-        "prompt_tokens": gen.prompt_tokens, "new_tokens": gen.new_tokens, "finished": gen.finished,
-        "latency_s": gen.seconds,
-    }
 
 
 def read_inputs(cfg: EvaluateConfig):
