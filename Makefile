@@ -14,7 +14,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # Jobs submitted to a local `ray start` cluster run `python`: make it this virtualenv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo demo-quick test test-all prepare sample validate cluster-up cluster-down submit-prepare bench-prepare kit clean
+.PHONY: setup demo demo-quick test prepare sample validate cluster-up cluster-down submit-prepare bench-prepare kit clean
 
 setup: $(STAMP)
 

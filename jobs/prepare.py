@@ -1,7 +1,6 @@
-"""Prepare raw JSON Lines into formatted, leakage-free Parquet splits with Ray Data.
+"""ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- python -m jobs.prepare --config jobs/configs/prepare_sample.yaml
 
-    ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- \
-        python -m jobs.prepare --config jobs/configs/prepare_sample.yaml
+Prepare raw JSON Lines into formatted, leakage-free Parquet splits with Ray Data. Locally:
     python -m jobs.prepare --config jobs/configs/prepare_sample.yaml data.max_seq_len=4096   # local Ray
 
 Writes <data.output_dir>/split={train,validation,test,rejected}/*.parquet, _rejects.jsonl and

@@ -1,7 +1,6 @@
-"""Score an archive of communications: P(violation) for every message, full verdicts for flagged ones.
+"""ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- python -m jobs.score --config jobs/configs/score_archive.yaml paths=[s3://bucket/archive/2026-11/]
 
-    ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- \
-        python -m jobs.score --config jobs/configs/score_archive.yaml paths=[s3://bucket/archive/2026-11/]
+Score an archive of communications: P(violation) for every message, full verdicts for flagged ones. Locally:
     python -m jobs.score --config jobs/configs/score_archive.yaml model.name_or_path=runs/adapters/smollm2-sample-lora
 
 Writes <output_dir>/scores/*.parquet, rejects.jsonl, summary.json. Exits 2 on a bad config, 1 on failure.

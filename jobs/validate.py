@@ -1,7 +1,8 @@
-"""Check job configs without a cluster: every problem in every file, in the user's key names.
+"""python -m jobs.validate jobs/configs/*.yaml
+
+Check job configs without a cluster: every problem in every file, in the user's key names.
 
     python -m jobs.validate --config jobs/configs/prepare_sample.yaml [overrides ...]
-    python -m jobs.validate jobs/configs/*.yaml
 
 The job is named by --job, or inferred from the file name's prefix (prepare_*, train_*, ...).
 Data and model paths that do not exist on this machine are reported as warnings (they may exist only

@@ -94,7 +94,8 @@ def run_prepare(cfg: PrepareConfig) -> PrepareResult:
     ``_rejects.jsonl`` and ``_manifest.json``. The output is built in a staging folder and replaces the
     previous one only on success. Relative input and output paths are resolved on the driver, so Ray
     workers in other directories (``ray.address`` set) read and write the same files.
-    Raises FileNotFoundError for inputs that match no file."""
+    Raises FileNotFoundError for inputs that match no file, ValueError when the model's tokenizer has no chat
+    template or format.system_role=system meets a template that drops the system message."""
     import ray
     import ray.data
 
