@@ -14,7 +14,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 # Jobs submitted to a local `ray start` cluster run `python`: make it this virtualenv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo demo-quick test test-all prepare sample validate cluster-up cluster-down submit-prepare bench-prepare kit clean
+.PHONY: setup demo demo-quick test prepare sample validate cluster-up cluster-down submit-prepare bench-prepare kit clean
 
 setup: $(STAMP)
 
@@ -39,9 +39,9 @@ demo: setup
 	$(PY) -m jobs.prepare --config jobs/configs/prepare_sample.yaml
 	rm -rf runs/ray/smollm2-sample-lora  # each demo trains afresh (the same run name would resume)
 	$(PY) -m jobs.train --config jobs/configs/train_embedded_cpu.yaml $(DEMO_TRAIN)
-	$(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=embedded \
+	$(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml model.name_or_path=embedded \
 	  output_dir=runs/eval/base title="SmolLM2-135M-Instruct (base)"
-	$(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=$(DEMO_ADAPTER) \
+	$(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml model.name_or_path=$(DEMO_ADAPTER) \
 	  output_dir=runs/eval/demo title="SmolLM2-135M-Instruct + LoRA" compare_to=[runs/eval/base]
 	$(PY) -m jobs.serve --config serve/config_demo.yaml --smoke adapters.demo=$(DEMO_ADAPTER) default_adapter=demo
 

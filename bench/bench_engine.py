@@ -5,7 +5,7 @@
 Side by side in one process, same model object, ~1,000-token prompts:
   1. the original plan's loop: one example at a time through `pipeline("text-generation")`;
   2. the engine's batched greedy generation (batches by prompt length), with each decoder:
-     `static:BATCH` is complyray's loop (pipeline/decoder.py: preallocated KV cache, CUDA-graph
+     `static:BATCH` is complyray's loop (pipeline/inference/decoder.py: preallocated KV cache, CUDA-graph
      decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); output
      tokens/s, timed over the whole set twice: cold (graph captures / compilation included) and warm;
   3. the engine's verdict-only triage (`verdict_probability`, one forward pass), through the static
@@ -23,7 +23,7 @@ import torch
 def build_model(preset: str):
     from transformers import MistralConfig, MistralForCausalLM
 
-    from pipeline.models import MISTRAL_7B, TINY_MISTRAL, mistral_v3_tokenizer
+    from pipeline.testing import MISTRAL_7B, TINY_MISTRAL, mistral_v3_tokenizer
 
     tok = mistral_v3_tokenizer()
     shape = {"7b": MISTRAL_7B, "tiny": TINY_MISTRAL}[preset]
@@ -70,18 +70,18 @@ def main() -> None:
     args = ap.parse_args()
     from transformers import pipeline as hf_pipeline
 
-    from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
 
     t0 = time.time()
     model, tok = build_model(args.preset)
     texts = communications(tok, max(args.prompts, args.triage), args.prompt_tokens)
     figures = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                "build_s": round(time.time() - t0, 1)}
-    from pipeline.attention import register
+    from pipeline.inference.attention import register
 
     register()
-    engine = Detector(EngineConfig(model="unused", max_new_tokens=args.new_tokens), model=model, tokenizer=tok)
+    engine = Detector(DetectorModelConfig(name_or_path="unused"), EngineConfig(max_new_tokens=args.new_tokens), model=model, tokenizer=tok)
     lengths = [len(p) for p in engine.encode_prompts(texts)]
     figures["prompt_tokens_mean"] = round(sum(lengths) / len(lengths))
     print(json.dumps(figures), flush=True)
@@ -101,7 +101,7 @@ def main() -> None:
     print(f"plan loop (pipeline, batch 1): {figures['plan_loop_tokens_per_s']} output tokens/s", flush=True)
 
     # 2. Engine generation.
-    from pipeline.decoder import PREFILL_TOKENS, StaticDecoder
+    from pipeline.inference.decoder import PREFILL_TOKENS, StaticDecoder
 
     static = None
     for variant in args.variants.split(","):
@@ -111,14 +111,14 @@ def main() -> None:
         if kind == "static":
             static = static or StaticDecoder(model, graphs=True)
             static.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
-            engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs, decoder="static")
+            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static")
             engine.decoder = static
         else:
             if static is not None:
                 static.release()  # its KV cache would leave generate no room
             attn, cache = spec[0], spec[1]
             model.set_attn_implementation(attn)
-            engine.cfg = EngineConfig(model="unused", max_new_tokens=args.new_tokens, batch_size=bs,
+            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs,
                                       attn_implementation=attn, compile=args.compile, decoder="generate",
                                       prefill_chunk_size=args.prefill_chunk,
                                       cache_implementation=None if cache == "dynamic" else cache)
@@ -127,7 +127,7 @@ def main() -> None:
             passes = []
             for _ in range(2):  # cold (captures, compilation), then warm: a long scoring job's steady state
                 t = time.time()
-                gens = engine.generate(texts[: args.prompts])
+                gens = engine.generate(engine.encode_prompts(texts[: args.prompts]))
                 sync()
                 passes.append(sum(g.new_tokens for g in gens) / (time.time() - t))
         except torch.OutOfMemoryError:
@@ -149,11 +149,11 @@ def main() -> None:
             decoder.release()
         engine.decoder = decoder
         for bs in map(int, args.triage_batch.split(",")):
-            engine.cfg = EngineConfig(model="unused", batch_size=bs)
-            engine.verdict_probability(texts[:bs])
+            engine.cfg = EngineConfig(batch_size=bs)
+            engine.score(engine.encode_prompts(texts[:bs]))
             sync()
             t = time.time()
-            engine.verdict_probability(texts[: args.triage])
+            engine.score(engine.encode_prompts(texts[: args.triage]))
             sync()
             rate = args.triage / (time.time() - t)
             figures[f"triage_{name}_b{bs}_conversations_per_s"] = round(rate, 1)

@@ -73,7 +73,8 @@ def run_client(url: str, endpoint: str, concurrency: int, n: int, seed: int) -> 
 def app_args(preset: str, model: str, batch_size: int, new_tokens: int) -> dict:
     cpu = preset == "embedded"
     return {
-        "engine": {"model": model, "device": "cpu" if cpu else "cuda", "dtype": "auto" if cpu else "bfloat16",
+        "model": {"name_or_path": model},
+        "engine": {"device": "cpu" if cpu else "cuda", "dtype": "auto" if cpu else "bfloat16",
                    "max_new_tokens": new_tokens, "batch_size": max(batch_size, 1)},
         "batching": {"max_batch_size": batch_size, "batch_wait_timeout_s": 0.05 if cpu else 0.02},
         "detector": {"num_replicas": 1, "max_ongoing_requests": max(2 * batch_size, 4), "max_queued_requests": -1,
@@ -101,20 +102,20 @@ def measure(url: str, endpoint: str, concurrency: int, n: int) -> dict:
 
 def engine_baseline(preset: str, model: str, batch: int, new_tokens: int, n: int) -> None:
     """The engine alone, in this process (no Serve): model time per communication at batch 1 and `batch`."""
-    from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
     from pipeline.synth import generate_items
 
-    args = app_args(preset, model, batch, new_tokens)["engine"]
-    detector = Detector(EngineConfig(**args))
+    args = app_args(preset, model, batch, new_tokens)
+    detector = Detector(DetectorModelConfig(**args["model"]), EngineConfig(**args["engine"]))
     texts = [it["non_compliant_version"]["scenario"] for it in generate_items(n, seed=11)]
-    detector.verdict_probability(texts[:2])  # warm-up
+    detector.score(detector.encode_prompts(texts[:2]))  # warm-up
     for size in (1, batch):
-        for name, fn in (("score", detector.verdict_probability), ("generate", detector.generate)):
+        for name, run in (("score", detector.score), ("generate", detector.generate)):
             chunk = texts[:max(size, min(n, 4 * size))] if size > 1 else texts[:4]
             t0 = time.perf_counter()
             for i in range(0, len(chunk), size):
-                fn(chunk[i:i + size])
+                run(detector.encode_prompts(chunk[i:i + size]))  # encoding counted, as a request's
             per = (time.perf_counter() - t0) / len(chunk)
             print(f"engine only  {name:8} batch {size:<3} {per * 1000:8.1f} ms per communication "
                   f"({1 / per:.1f}/s)", flush=True)
@@ -133,7 +134,8 @@ def _free_accelerator_memory() -> None:
 
 
 def prepare_model(preset: str) -> str:
-    from pipeline.models import ensure_embedded_model, save_random_mistral
+    from pipeline.models import ensure_embedded_model
+    from pipeline.testing import save_random_mistral
 
     if preset == "embedded":
         return str(ensure_embedded_model())

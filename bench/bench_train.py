@@ -13,7 +13,7 @@ depend on the weights' values.
   plain  the original plan: HF Trainer + PEFT, 4-bit NF4 base, batch 4 padded to the longest, loss on
          every token (no prompt masking), DataCollatorForLanguageModeling, paged_adamw_8bit,
          gradient checkpointing.
-  ours   pipeline.training.build_trainer with jobs/configs/train_mistral7b_qlora_1gpu.yaml
+  ours   pipeline.train.trainer.build_trainer with jobs/configs/train_mistral7b_qlora_1gpu.yaml
          (plus --ours overrides): prompt-masked labels through TRL's fused LM head, length-grouped
          micro-batches of 8, fused AdamW, gradient checkpointing.
 
@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from transformers import TrainerCallback  # noqa: E402
 
-from pipeline.config import TrainConfig, load_config  # noqa: E402
+from pipeline.config import load_config  # noqa: E402
+
+from pipeline.train.config import TrainConfig  # noqa: E402
 
 PLAIN_BATCH = 4
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -93,7 +95,7 @@ class StepClock(TrainerCallback):
 
 def ensure_model(model_dir: str, check: bool) -> str:
     """The random-weight model folder: the tiny Mistral for --check, else Mistral-7B in bf16."""
-    from pipeline.models import save_random_mistral
+    from pipeline.testing import save_random_mistral
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():
@@ -105,7 +107,7 @@ def ensure_model(model_dir: str, check: bool) -> str:
 def load_rows(prepared: str, tokenizer, limit: int | None):
     """(ours_train, ours_eval, plain_train): the same rows, with prompt-masked labels for ours and
     bare input_ids for the plain recipe (its collator makes labels = input_ids)."""
-    from pipeline.train_data import check_tokenizer, load_datasets, read_manifest
+    from pipeline.train.data import check_tokenizer, load_datasets, read_manifest
 
     check_tokenizer(read_manifest(prepared), tokenizer, "--model-dir")
     max_len = read_manifest(prepared)["tokenizer"]["max_seq_len"]
@@ -128,7 +130,7 @@ def ours_config(args, model_dir: str) -> TrainConfig:
 def run_ours(args, model_dir, tokenizer, train, val, workdir: Path) -> dict:
     import torch
 
-    from pipeline.training import build_trainer, resolve_precision
+    from pipeline.train.trainer import build_trainer, resolve_precision
 
     cfg = ours_config(args, model_dir)
     clock = StepClock(args.warmup)

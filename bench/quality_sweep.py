@@ -1,9 +1,9 @@
 """python bench/quality_sweep.py --gpu --lanes 4 --base --eval-last --preset issue-sweep --out runs/sweep/sweep.json
 
 What the embedded SmolLM2-135M-Instruct needs to learn the compliance task: each variant (a set of
-`jobs.train` overrides) is trained through Ray Train with `pipeline.training.run_training` (what
+`jobs.train` overrides) is trained through Ray Train with `pipeline.train.run.run_training` (what
 `python -m jobs.train` runs) and evaluated on the test split by generation with
-`pipeline.evaluation.run_evaluation` (what `python -m jobs.evaluate` runs); the script prints one
+`pipeline.evaluate.run.run_evaluation` (what `python -m jobs.evaluate` runs); the script prints one
 table and writes every figure as JSON (rewritten after each variant, so a run cut short keeps what
 it finished).
 
@@ -216,7 +216,8 @@ def steps_per_epoch(prepared: Path, effective_batch: int) -> int:
 
 def train_config(args, variant: dict, workdir: Path):
     """(TrainConfig, prepared dir, sweep keys) of one variant."""
-    from pipeline.config import TrainConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.train.config import TrainConfig
 
     overrides, own = split_sweep_keys(variant["overrides"])
     prepared = Path(args.prepared)
@@ -237,26 +238,28 @@ def train_config(args, variant: dict, workdir: Path):
 
 
 def eval_config(args, model: str, name: str, workdir: Path):
-    from pipeline.config import EvaluateConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.evaluate.config import EvaluateConfig
 
     return load_config(EvaluateConfig, args.eval_config,
                        (GPU_EVAL if args.gpu else []) + list(args.eval_set)
-                       + [f"engine.model={model}", f"data.prepared_dir={args.prepared}",
+                       + [f"model.name_or_path={model}", f"data.prepared_dir={args.prepared}",
                           f"output_dir={workdir / 'eval' / name}", f"title={json.dumps(name)}"])
 
 
 def also_eval_config(args, config_path: str, model: str, name: str, workdir: Path):
     """An extra evaluation (--also-eval NAME=CONFIG, e.g. the hand-written set read raw) of one model."""
-    from pipeline.config import EvaluateConfig, load_config
+    from pipeline.config import load_config
+    from pipeline.evaluate.config import EvaluateConfig
 
     return load_config(EvaluateConfig, config_path,
                        (GPU_EVAL if args.gpu else []) + list(args.eval_set)
-                       + [f"engine.model={model}", f"output_dir={workdir / 'eval' / name}", f"title={json.dumps(name)}"])
+                       + [f"model.name_or_path={model}", f"output_dir={workdir / 'eval' / name}", f"title={json.dumps(name)}"])
 
 
 def also_eval_rows(args, model: str, name: str, workdir: Path) -> dict:
     """{set name: eval_row} for every --also-eval set."""
-    from pipeline.evaluation import run_evaluation
+    from pipeline.evaluate.run import run_evaluation
 
     rows = {}
     for spec in args.also_eval:
@@ -325,9 +328,9 @@ def run_lane(args, variants: list[dict], base: bool, workdir: Path, results_path
     """
     import ray
 
-    from pipeline.evaluation import run_evaluation
+    from pipeline.evaluate.run import run_evaluation
     from pipeline.runtime import init_ray
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     if not ray.is_initialized():
         ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=True,
@@ -479,7 +482,7 @@ def parse_args(argv=None):
     ap.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME_OR_KEY=VALUE",
                     help="a variant: its name, then train overrides (repeatable)")
     ap.add_argument("--preset", action="append", default=[], help=f"a named list of variants: {', '.join(PRESETS)}")
-    ap.add_argument("--base", action="store_true", help="also evaluate the base model (engine.model=embedded)")
+    ap.add_argument("--base", action="store_true", help="also evaluate the base model (model.name_or_path=embedded)")
     ap.add_argument("--gpu", action="store_true", help="train and evaluate on one GPU (settings in the docstring)")
     ap.add_argument("--train-config", default="jobs/configs/train_embedded_cpu.yaml")
     ap.add_argument("--eval-config", default="jobs/configs/evaluate_demo.yaml")

@@ -35,7 +35,7 @@ VARIANTS = {
 def ensure_inputs(model_dir: Path, prepared: Path) -> None:
     """Build the random 7B model and prepare the sample with its tokenizer, once each."""
     if not (model_dir / "config.json").is_file():
-        from pipeline.models import save_random_mistral
+        from pipeline.testing import save_random_mistral
 
         t = time.time()
         save_random_mistral(model_dir, "7b", dtype="bfloat16")

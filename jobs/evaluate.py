@@ -1,8 +1,7 @@
-"""Evaluate a detector by generation over a prepared split, as a Ray Data batch job.
+"""ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- python -m jobs.evaluate --config jobs/configs/evaluate_mistral7b_gpu.yaml
 
-    ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- \
-        python -m jobs.evaluate --config jobs/configs/evaluate_mistral7b_gpu.yaml
-    python -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml engine.model=runs/train/demo \
+Evaluate a detector by generation over a prepared split, as a Ray Data batch job. Locally:
+    python -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml model.name_or_path=runs/adapters/smollm2-sample-lora \
         compare_to=[runs/eval/base] data.limit=20
 
 Writes <output_dir>/predictions.parquet, metrics.json, report.md / report.html (+ PNGs) and, with
@@ -14,14 +13,14 @@ from __future__ import annotations
 import sys
 
 from jobs.common import job_main
-from pipeline.config import EvaluateConfig
+from pipeline.evaluate.config import EvaluateConfig
 
 
 def run(cfg: EvaluateConfig) -> None:
     from pathlib import Path
 
-    from pipeline.evaluation import comparison_runs, run_evaluation
-    from pipeline.report import comparison_text
+    from pipeline.evaluate.run import comparison_runs, run_evaluation
+    from pipeline.evaluate.report import comparison_text
     from pipeline.runtime import init_ray
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)

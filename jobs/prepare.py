@@ -1,7 +1,6 @@
-"""Prepare raw JSON Lines into formatted, leakage-free Parquet splits with Ray Data.
+"""ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- python -m jobs.prepare --config jobs/configs/prepare_sample.yaml
 
-    ray job submit --working-dir . --runtime-env ray_cluster/runtime_env.yaml -- \
-        python -m jobs.prepare --config jobs/configs/prepare_sample.yaml
+Prepare raw JSON Lines into formatted, leakage-free Parquet splits with Ray Data. Locally:
     python -m jobs.prepare --config jobs/configs/prepare_sample.yaml data.max_seq_len=4096   # local Ray
 
 Writes <data.output_dir>/split={train,validation,test,rejected}/*.parquet, _rejects.jsonl and
@@ -14,12 +13,13 @@ from __future__ import annotations
 import sys
 
 from jobs.common import job_main
-from pipeline.config import PrepareConfig
+from pipeline.prepare.config import PrepareConfig
 
 
 def run(cfg: PrepareConfig) -> None:
-    from pipeline.manifest import MANIFEST_NAME, format_summary
-    from pipeline.prepare import run_prepare
+    from pipeline.artifacts import MANIFEST_NAME
+    from pipeline.prepare.manifest import format_summary
+    from pipeline.prepare.run import run_prepare
     from pipeline.runtime import bound_data_memory, init_ray
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)

@@ -1,4 +1,6 @@
-"""Start the complyray service from a Serve config file, print its URL and keep it up (or smoke-test it).
+"""python -m jobs.serve --config serve/config_demo.yaml [--smoke]
+
+Start the complyray service from a Serve config file, print its URL and keep it up (or smoke-test it).
 
     python -m jobs.serve --config serve/config_demo.yaml --smoke     # start, one POST /v1/analyze, stop
     python -m jobs.serve --config serve/config_demo.yaml             # serve until Ctrl-C

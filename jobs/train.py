@@ -14,14 +14,14 @@ from __future__ import annotations
 import sys
 
 from jobs.common import job_main
-from pipeline.config import TrainConfig
+from pipeline.train.config import TrainConfig
 
 
 def run(cfg: TrainConfig) -> None:
     from ray.train import TrainingFailedError
 
     from pipeline.runtime import init_ray
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     try:

@@ -1,7 +1,8 @@
-"""Check job configs without a cluster: every problem in every file, in the user's key names.
+"""python -m jobs.validate jobs/configs/*.yaml
+
+Check job configs without a cluster: every problem in every file, in the user's key names.
 
     python -m jobs.validate --config jobs/configs/prepare_sample.yaml [overrides ...]
-    python -m jobs.validate jobs/configs/*.yaml
 
 The job is named by --job, or inferred from the file name's prefix (prepare_*, train_*, ...).
 Data and model paths that do not exist on this machine are reported as warnings (they may exist only
@@ -18,37 +19,41 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline import config as C
+from pipeline.config import ConfigError, load_config
+from pipeline.evaluate.config import EvaluateConfig
+from pipeline.prepare.config import PrepareConfig
+from pipeline.score.config import ScoreConfig
+from pipeline.train.config import TrainConfig
 
-JOBS = {"prepare": C.PrepareConfig, "train": C.TrainConfig, "evaluate": C.EvaluateConfig, "score": C.ScoreConfig}
+JOBS = {"prepare": PrepareConfig, "train": TrainConfig, "evaluate": EvaluateConfig, "score": ScoreConfig}
 
 
 def config_class(path: str, job: str | None) -> type:
     """The config model for `job`, or for the file name's prefix (``train_mistral.yaml`` -> train)."""
     name = job or Path(path).name.split("_", 1)[0]
     if name not in JOBS:
-        raise C.ConfigError(f"{path}: cannot tell which job it configures; pass --job one of {sorted(JOBS)}")
+        raise ConfigError(f"{path}: cannot tell which job it configures; pass --job one of {sorted(JOBS)}")
     return JOBS[name]
 
 
 def _paths_of(cfg) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(key, value) of the config's data paths and of its model paths."""
     data, models = [], []
-    if isinstance(cfg, C.PrepareConfig):
+    if isinstance(cfg, PrepareConfig):
         data += [("data.paths", p) for p in cfg.data.paths]
         models.append(("model.name_or_path", cfg.model.name_or_path))
-    elif isinstance(cfg, C.TrainConfig):
+    elif isinstance(cfg, TrainConfig):
         data.append(("data.prepared_dir", cfg.data.prepared_dir))
         models.append(("model.name_or_path", cfg.model.name_or_path))
-    elif isinstance(cfg, C.EvaluateConfig):
+    elif isinstance(cfg, EvaluateConfig):
         data += [("data.paths", p) for p in cfg.data.paths] if cfg.data.paths else [
             ("data.prepared_dir", cfg.data.prepared_dir or "")]
         data += [("compare_to", p) for p in cfg.compare_to]
-    elif isinstance(cfg, C.ScoreConfig):
+    elif isinstance(cfg, ScoreConfig):
         data += [("paths", p) for p in cfg.paths]
-    engine = getattr(cfg, "engine", None)
-    if engine is not None:
-        models += [("engine.model", engine.model)] + ([("engine.adapter", engine.adapter)] if engine.adapter else [])
+    if isinstance(cfg, (EvaluateConfig, ScoreConfig)):
+        models.append(("model.name_or_path", cfg.model.name_or_path))
+        models += [("model.adapter", cfg.model.adapter)] if cfg.model.adapter else []
     return data, models
 
 
@@ -98,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for path in files:
         try:
-            cfg = C.load_config(config_class(path, args.job), path, overrides)
+            cfg = load_config(config_class(path, args.job), path, overrides)
             warnings, remote = path_warnings(cfg)
             unchecked = f"; {remote} remote or hub path(s) not checked" if remote else ""
             print(f"{'warning' if warnings else 'ok':<7} {path} ({type(cfg).__name__}{unchecked})")
             for w in warnings:
                 print(f"  warning: {w}")
-        except C.ConfigError as e:
+        except ConfigError as e:
             failed += 1
             print(f"invalid {path}: {e}", file=sys.stderr)
     return 2 if failed else 0

@@ -168,3 +168,11 @@ def _gunzip(f: pa.NativeFile) -> Iterator[bytes]:
                 raw = b""
     if fed and not inflater.eof:
         raise EOFError("the compressed stream ends before the gzip end-of-stream marker")
+
+
+def check_inputs(paths: list[str]) -> None:
+    """Fail fast, naming every local input that matches nothing (cloud URIs are checked by Ray's listing)."""
+    missing = [p for p in paths if "://" not in p and not (glob.glob(p) if glob.has_magic(p) else os.path.exists(p))]
+    if missing:
+        raise FileNotFoundError(f"data.paths: nothing found at {', '.join(missing)} "
+                                "(files, folders, globs, .gz and cloud URIs are accepted)")

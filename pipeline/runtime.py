@@ -1,13 +1,9 @@
-"""Starting or joining Ray, and the provenance written next to every artifact."""
+"""Starting or joining Ray, and sizing the work of Ray Data actors (CPU threads, CPUs left for readers)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
-from pathlib import Path
-
-import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +33,23 @@ def bound_data_memory(object_store_bytes: int) -> None:
         object_store_memory=object_store_bytes)
 
 
-def provenance() -> dict:
-    """Package version and git commit (when the code runs from a checkout)."""
-    info = {"complyray_version": pipeline.__version__}
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5)
-        if commit.returncode == 0:
-            info["git_commit"] = commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
+def check_actor_resources(actors: int, cpus_per_actor: float, keep_free: float) -> None:
+    """Engine actors must leave `keep_free` CPUs for Ray Data's readers (a read task takes a whole
+    CPU), or the job waits forever. Raises ValueError naming the keys."""
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 0)
+    if actors * cpus_per_actor > total - keep_free:
+        raise ValueError(
+            f"actors={actors} x cpus_per_actor={cpus_per_actor:g} needs more than the {total - keep_free:g} CPU(s) "
+            f"this {total:g}-CPU cluster can give engine actors; lower actors or cpus_per_actor"
+        )
+
+
+def cpu_threads(cpus: float) -> None:
+    """Ray sets OMP threads to the integer CPU share; use every (fractional) CPU the actor was given."""
+    import math
+
+    import torch
+
+    torch.set_num_threads(max(1, math.ceil(cpus)))

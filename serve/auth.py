@@ -12,12 +12,12 @@ import logging
 import os
 from pathlib import Path
 
-from serve.config import AuthSettings
+from serve.config import AuthConfig
 
 log = logging.getLogger(__name__)
 
 
-def resolve_api_key(auth: AuthSettings) -> str | None:
+def resolve_api_key(auth: AuthConfig) -> str | None:
     """The expected key, or None when auth is off. Raises ValueError when auth is on but no key is found."""
     if not auth.enabled:
         log.warning("API-key auth is off: /v1/* is open to anyone who can reach the service")

@@ -3,7 +3,7 @@
     applications:
     - name: complyray
       import_path: serve.app:build_app
-      args: {engine: {model: embedded, device: cpu}, batching: {max_batch_size: 16}, ...}
+      args: {model: {name_or_path: embedded}, engine: {device: cpu}, batching: {max_batch_size: 16}, ...}
 
 Deployment settings (replicas, autoscaling, queue limits, CPUs/GPUs) live here too, so one file,
 validated with every problem listed at once, describes the whole service. `parse_app_config`
@@ -18,12 +18,14 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from pipeline.config import ConfigError, EngineConfig, Strict, _cross_field_error, format_errors
+from pipeline.config import ConfigError, Strict, cross_field_error, format_errors
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
+from pipeline.inference.grounding import DEFAULT_THRESHOLD
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
-class BatchingSettings(Strict):
+class BatchingConfig(Strict):
     max_batch_size: int = Field(
         16, ge=1, le=1024, description="Most requests a Detector replica runs through the model together "
         "(Serve dynamic batching). 1 turns batching off.")
@@ -32,7 +34,7 @@ class BatchingSettings(Strict):
         "batch runs anyway (seconds). Higher: bigger batches under light load, more latency.")
 
 
-class AutoscalingSettings(Strict):
+class AutoscalingConfig(Strict):
     min_replicas: int = Field(1, ge=0, description="Fewest Detector replicas (0 allows scale to zero: the first "
                               "request then waits for a model to load).")
     max_replicas: int = Field(1, ge=1, description="Most Detector replicas (one GPU each on GPU clusters).")
@@ -43,16 +45,16 @@ class AutoscalingSettings(Strict):
     downscale_delay_s: float = Field(600, ge=0, description="Load must stay low this long before removing one.")
 
     @model_validator(mode="after")
-    def _range(self) -> "AutoscalingSettings":
+    def _range(self) -> "AutoscalingConfig":
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas={self.min_replicas} exceeds max_replicas={self.max_replicas}")
         return self
 
 
-class DetectorDeploymentSettings(Strict):
+class DetectorDeploymentConfig(Strict):
     num_replicas: int | None = Field(
         None, ge=1, description="A fixed number of Detector replicas (null: 1, or `autoscaling` decides).")
-    autoscaling: AutoscalingSettings | None = Field(
+    autoscaling: AutoscalingConfig | None = Field(
         None, description="Scale replicas with load (exclusive with num_replicas).")
     max_ongoing_requests: int = Field(
         32, ge=1, description="Requests one replica holds at once (running + waiting for its batch); at least "
@@ -73,13 +75,13 @@ class DetectorDeploymentSettings(Strict):
         "detached beyond this (Serve model multiplexing).")
 
     @model_validator(mode="after")
-    def _replicas(self) -> "DetectorDeploymentSettings":
+    def _replicas(self) -> "DetectorDeploymentConfig":
         if self.num_replicas is not None and self.autoscaling is not None:
             raise ValueError("set num_replicas or autoscaling, not both")
         return self
 
 
-class IngressDeploymentSettings(Strict):
+class IngressDeploymentConfig(Strict):
     num_replicas: int = Field(1, ge=1, description="HTTP ingress replicas (FastAPI; light, async).")
     max_ongoing_requests: int = Field(
         512, ge=1, description="Concurrent HTTP requests one ingress replica holds; keep it above the Detector's "
@@ -89,7 +91,7 @@ class IngressDeploymentSettings(Strict):
     num_cpus: float = Field(0.0, ge=0, description="CPUs reserved per ingress replica (0: it only awaits I/O).")
 
 
-class LimitsSettings(Strict):
+class LimitsConfig(Strict):
     max_chars: int = Field(20_000, ge=1, description="Longest communication accepted (characters); longer: 413.")
     max_prompt_tokens: int = Field(
         4096, ge=16, description="Longest formatted prompt accepted (tokens, instruction included); longer: 413. "
@@ -98,7 +100,7 @@ class LimitsSettings(Strict):
                                  "/v1/score request; more: 413.")
 
 
-class AuthSettings(Strict):
+class AuthConfig(Strict):
     enabled: bool = Field(False, description="Require `Authorization: Bearer <key>` on /v1/* (health probes stay "
                           "open). The key comes from api_key_file, else the env var api_key_env.")
     api_key_env: str = Field("COMPLYRAY_API_KEY", description="Environment variable holding the key, as seen by "
@@ -107,7 +109,7 @@ class AuthSettings(Strict):
                                      "the env var.")
 
 
-class AuditSettings(Strict):
+class AuditConfig(Strict):
     path: str | None = Field(None, description="JSON Lines file getting one record per decision delivered, "
                              "appended under a file lock by the ingress replica. `{replica}` in it becomes the "
                              "replica's id: one file per replica, for several replicas on a shared volume. "
@@ -123,49 +125,50 @@ class AuditSettings(Strict):
 class ServeAppConfig(Strict):
     """Config of the serving application (serve/app.py: build_app)."""
 
+    model: DetectorModelConfig = Field(
+        default_factory=DetectorModelConfig, description="The detector model; with `adapters`, "
+        "model.name_or_path is the shared base model.")
     engine: EngineConfig = Field(
-        default_factory=lambda: EngineConfig(batch_size=32),
-        description="The detector model and how each replica runs it; with `adapters`, engine.model is the "
-        "shared base model.")
+        default_factory=lambda: EngineConfig(batch_size=32), description="How each replica runs the model.")
     adapters: dict[str, str] = Field(
         default_factory=dict, description="LoRA adapters served on the one base model: name -> adapter folder "
         "(a training artifact with adapter_config.json). Clients pick one per request.")
     default_adapter: str | None = Field(None, description="Adapter used when a request names none (null: the "
                                         "base model, named `base_name`).")
-    base_name: str = Field("base", description="Model name of engine.model without any adapter.")
-    grounding_threshold: float = Field(90.0, ge=0, le=100, description="Fuzzy score (0-100) an evidence quote "
+    base_name: str = Field("base", description="Model name of model.name_or_path without any adapter.")
+    grounding_threshold: float = Field(DEFAULT_THRESHOLD, ge=0, le=100, description="Fuzzy score (0-100) an evidence quote "
                                        "needs to count as grounded in the communication.")
-    batching: BatchingSettings = Field(default_factory=BatchingSettings, description="Dynamic request batching.")
-    detector: DetectorDeploymentSettings = Field(default_factory=DetectorDeploymentSettings,
+    batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Dynamic request batching.")
+    detector: DetectorDeploymentConfig = Field(default_factory=DetectorDeploymentConfig,
                                                  description="Model replicas: count, queue limits, resources.")
-    ingress: IngressDeploymentSettings = Field(default_factory=IngressDeploymentSettings,
+    ingress: IngressDeploymentConfig = Field(default_factory=IngressDeploymentConfig,
                                                description="HTTP ingress replicas.")
-    limits: LimitsSettings = Field(default_factory=LimitsSettings, description="Input size limits.")
-    auth: AuthSettings = Field(default_factory=AuthSettings, description="Optional API-key authentication.")
-    audit: AuditSettings = Field(default_factory=AuditSettings, description="Per-decision audit log.")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Input size limits.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Optional API-key authentication.")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="Per-decision audit log.")
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "ServeAppConfig":
         errors = []
         for name in self.adapters:
             if not ADAPTER_NAME.match(name) or name == self.base_name:
-                errors.append(_cross_field_error(
+                errors.append(cross_field_error(
                     ("adapters", name), name, f"adapter names are 1-64 of [A-Za-z0-9._:-] and differ from "
                     f"base_name={self.base_name!r}"))
         if self.default_adapter is not None and self.default_adapter not in self.adapters:
-            errors.append(_cross_field_error(("default_adapter",), self.default_adapter,
+            errors.append(cross_field_error(("default_adapter",), self.default_adapter,
                                              f"not one of adapters {sorted(self.adapters)}"))
-        if self.adapters and self.engine.adapter is not None:
-            errors.append(_cross_field_error(
-                ("engine", "adapter"), self.engine.adapter,
-                "with `adapters`, list every adapter there (name -> folder) and leave engine.adapter null"))
-        if self.adapters and (Path(self.engine.model) / "adapter_config.json").is_file():
-            errors.append(_cross_field_error(
-                ("engine", "model"), self.engine.model,
-                "is an adapter folder; with `adapters`, engine.model must be the base model they were "
+        if self.adapters and self.model.adapter is not None:
+            errors.append(cross_field_error(
+                ("model", "adapter"), self.model.adapter,
+                "with `adapters`, list every adapter there (name -> folder) and leave model.adapter null"))
+        if self.adapters and (Path(self.model.name_or_path) / "adapter_config.json").is_file():
+            errors.append(cross_field_error(
+                ("model", "name_or_path"), self.model.name_or_path,
+                "is an adapter folder; with `adapters`, model.name_or_path must be the base model they were "
                 "trained on"))
         if self.detector.max_ongoing_requests < self.batching.max_batch_size:
-            errors.append(_cross_field_error(
+            errors.append(cross_field_error(
                 ("detector", "max_ongoing_requests"), self.detector.max_ongoing_requests,
                 f"below batching.max_batch_size={self.batching.max_batch_size}: a replica could never fill a "
                 "batch; raise it (twice the batch size lets the next batch fill while one runs)"))
@@ -195,7 +198,7 @@ def parse_app_config(args: dict[str, Any] | None) -> ServeAppConfig:
 
 
 def with_absolute_paths(cfg: ServeAppConfig) -> ServeAppConfig:
-    """`cfg` with relative local paths (engine.model/adapter when they exist, adapters, audit.path,
+    """`cfg` with relative local paths (model.name_or_path/adapter when they exist, adapters, audit.path,
     auth.api_key_file) made absolute against the current directory: replicas run elsewhere, so the
     paths are fixed where the application is built (`serve run`, jobs.serve; on a cluster use absolute)."""
 
@@ -205,8 +208,8 @@ def with_absolute_paths(cfg: ServeAppConfig) -> ServeAppConfig:
         return str(Path(value).resolve()) if not only_existing or Path(value).exists() else value
 
     data = cfg.model_dump()
-    data["engine"]["model"] = fix(cfg.engine.model, only_existing=True)
-    data["engine"]["adapter"] = fix(cfg.engine.adapter, only_existing=True)
+    data["model"]["name_or_path"] = fix(cfg.model.name_or_path, only_existing=True)
+    data["model"]["adapter"] = fix(cfg.model.adapter, only_existing=True)
     data["adapters"] = {name: fix(folder) for name, folder in cfg.adapters.items()}
     data["audit"]["path"] = fix(cfg.audit.path)
     data["auth"]["api_key_file"] = fix(cfg.auth.api_key_file)

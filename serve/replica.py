@@ -1,15 +1,15 @@
 """The Detector deployment: one model per replica, dynamic batching, LoRA adapters multiplexed on it.
 
 * One base model per replica, loaded by the engine's `Detector` (CPU or GPU, from the config).
-* `analyze` and `score` each feed a `@serve.batch` queue (max_batch_size, batch_wait_timeout_s):
-  concurrent requests run through the engine's batched `verdict_probability` (and `generate` for
-  analyze) together. Serve forms a batch from what arrives within the wait, busy model or not; the
+* `analyze` and `score` each take a communication's prompt ids (encoded once, by the ingress) and feed a
+  `@serve.batch` queue (max_batch_size, batch_wait_timeout_s): concurrent requests run through the engine's
+  batched `score` (and `generate` for analyze) together. Serve forms a batch from what arrives within the wait, busy model or not; the
   replica merges every batch that arrived while the model was busy into its next call (up to
   max_batch_size), so under load the model runs full batches. Each result says how many
   communications shared its model call.
 * Adapters: Serve routes a request to a replica by its multiplexed model id (the adapter name);
-  the replica's `@serve.multiplexed` loader attaches that adapter to the one base model with PEFT
-  (`load_adapter`), and detaches the least recently used beyond `max_adapters_per_replica`, so
+  the replica's `@serve.multiplexed` loader attaches that adapter to the one base model through the
+  engine (`attach_adapter`; `use_adapter` picks it for a batch), and detaches the least recently used beyond `max_adapters_per_replica`, so
   memory is one base plus small adapters, never a model copy per adapter. Serve 2.60 already splits
   a batch by model id; the batch is grouped by adapter again here, so a mixed batch is still right.
 * The model runs in one worker thread: the event loop keeps accepting requests (forming the next
@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -42,12 +41,12 @@ class QueueTimeout(Exception):
 
 @dataclass
 class _Waiting:
-    """A request waiting for the model: which method and model, its text, where its result goes, the time
+    """A request waiting for the model: which method and model, its prompt ids, where its result goes, the time
     (time.time()) by which the model must take it, and whether it has."""
 
     generate: bool
     name: str
-    text: str
+    prompt: list[int]
     future: asyncio.Future
     deadline: float | None = None
     started: bool = False
@@ -62,14 +61,11 @@ class AttachedAdapter:
     """
 
     def __init__(self, server: "DetectorServer", name: str, folder: str):
-        from pipeline.engine import resolve_source
-        from pipeline.formatting import ChatFormatter
+        from pipeline.inference.engine import resolve_source
 
         self.server, self.name, self.folder = server, name, folder
-        source = resolve_source(folder)
+        source = resolve_source(folder)  # its prompt format is the ingress's concern: prompts arrive encoded
         self.version = source.version
-        # An adapter trained with its own instruction text must be prompted with it.
-        self.formatter = ChatFormatter(server.detector.tokenizer, source.system_prompt, source.system_role)
         self._released = False
         if source.base != server.detector.source.base:
             log.warning("adapter %s was trained on %s but this replica serves %s: check adapters.%s",
@@ -86,17 +82,16 @@ class DetectorServer:
     """Serve deployment (bound in serve/app.py with its options from ServeAppConfig.detector)."""
 
     def __init__(self, config: dict):
-        from pipeline.config import EngineConfig
-        from pipeline.engine import Detector
+        from pipeline.inference.engine import Detector
 
         self.cfg = ServeAppConfig.model_validate(config)
-        engine = self.cfg.engine
+        model, engine = self.cfg.model, self.cfg.engine
         if self.cfg.adapters:  # the base alone; adapters are attached on demand, never merged
-            engine = EngineConfig.model_validate({**engine.model_dump(), "adapter": None, "merge_adapter": False})
-        self.detector = Detector(engine)
-        self.base_formatter = self.detector.formatter
+            model = model.model_copy(update={"adapter": None})
+            engine = engine.model_copy(update={"merge_adapter": False})
+        self.detector = Detector(model, engine)
         self._check_context_fits()
-        self._lock = threading.RLock()  # model state: active adapter, formatter, attach/detach
+        self._lock = threading.RLock()  # model state: active adapter, attach/detach
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="detector")
         self._waiting: list[_Waiting] = []  # requests handed over by @serve.batch, not yet run
         self._runner: asyncio.Task | None = None
@@ -133,70 +128,45 @@ class DetectorServer:
 
     # -- adapters ------------------------------------------------------------------------------------------------
     def _attach(self, name: str, folder: str) -> AttachedAdapter:
-        from peft import PeftModel
-
         t0 = time.time()
         with self._lock:
-            model = self.detector.model
-            if isinstance(model, PeftModel):
-                if name not in model.peft_config:
-                    model.load_adapter(folder, adapter_name=name)
-            else:  # the first adapter turns the base into a PeftModel; later ones are added to it
-                self.detector.model = PeftModel.from_pretrained(model, folder, adapter_name=name).eval()
+            self.detector.attach_adapter(name, folder)
         log.info("attached adapter %s from %s in %.2fs", name, folder, time.time() - t0)
         return AttachedAdapter(self, name, folder)
 
     def detach(self, name: str) -> None:
         """Remove adapter `name` from the base model (Serve evicted it); no-op when already gone."""
         with self._lock:
-            model = self.detector.model
-            if name in getattr(model, "peft_config", {}):
-                model.delete_adapter(name)
+            if self.detector.detach_adapter(name):
                 log.info("detached adapter %s", name)
 
-    def _activate(self, adapter: AttachedAdapter | None):
-        """Point the model and prompt formatter at `adapter` (None: the bare base); returns a context to run in.
-        Call with the lock held."""
-        from peft import PeftModel
-
-        model = self.detector.model
-        if adapter is None:
-            self.detector.formatter = self.base_formatter
-            return model.disable_adapter() if isinstance(model, PeftModel) else contextlib.nullcontext()
-        if adapter.name not in model.peft_config:  # evicted between lookup and run: attach it again
-            log.warning("adapter %s was detached before its batch ran; attaching it again", adapter.name)
-            model.load_adapter(adapter.folder, adapter_name=adapter.name)
-        model.set_adapter(adapter.name)
-        self.detector.formatter = adapter.formatter
-        return contextlib.nullcontext()
-
     # -- model work (in the worker thread) -----------------------------------------------------------------------
-    def _run_group(self, adapter: AttachedAdapter | None, texts: list[str], generate: bool) -> list[dict]:
+    def _run_group(self, adapter: AttachedAdapter | None, prompts: list[list[int]], generate: bool) -> list[dict]:
+        """One batch of encoded prompts through the model with `adapter` (None: the base); a row per prompt."""
         t0 = time.time()
         with self._lock:
-            with self._activate(adapter):
-                prompt_tokens = [len(p) for p in self.detector.encode_prompts(texts)]
-                probability = self.detector.verdict_probability(texts)
-                mass = self.detector.last_format_mass
-                generations = self.detector.generate(texts) if generate else [None] * len(texts)
+            # An adapter evicted between lookup and run is attached again from its folder.
+            with self.detector.use_adapter(adapter and adapter.name, adapter and adapter.folder):
+                scores = self.detector.score(prompts)
+                generations = self.detector.generate(prompts) if generate else [None] * len(prompts)
         seconds = time.time() - t0
         out = []
-        for p, m, n, g in zip(probability, mass, prompt_tokens, generations):
-            row = {"verdict_probability": float(p), "format_mass": float(m), "prompt_tokens": n,
-                   "batch_size": len(texts), "model_seconds": seconds}
+        for p, m, ids, g in zip(scores.probability, scores.format_mass, prompts, generations):
+            row = {"verdict_probability": float(p), "format_mass": float(m), "prompt_tokens": len(ids),
+                   "batch_size": len(prompts), "model_seconds": seconds}
             if g is not None:
-                row.update(text=g.text, new_tokens=g.new_tokens, finished=g.finished)
+                row["generation"] = g  # the ingress reads the verdict from it (pipeline.inference.verdicts)
             out.append(row)
         return out
 
-    def _process(self, texts: list[str], names: list[str], deadlines: list[float | None],
+    def _process(self, prompts: list[list[int]], names: list[str], deadlines: list[float | None],
                  generate: bool) -> list[asyncio.Future]:
         """Queue a Serve batch for the model; returns one future per request, each awaited by its own caller (a
         request that times out in the queue answers at once, not when its batch-mates finish)."""
         loop = asyncio.get_running_loop()
         futures = []
-        for text, name, deadline in zip(texts, names, deadlines):
-            waiting = _Waiting(generate, name, text, loop.create_future(), deadline)
+        for prompt, name, deadline in zip(prompts, names, deadlines):
+            waiting = _Waiting(generate, name, prompt, loop.create_future(), deadline)
             futures.append(waiting.future)
             if deadline is not None:
                 left = deadline - time.time()
@@ -236,7 +206,7 @@ class DetectorServer:
                 w.started = True
             try:
                 adapter = await self.get_adapter(head.name) if head.name != self.cfg.base_name else None
-                rows = await loop.run_in_executor(self._pool, self._run_group, adapter, [w.text for w in group],
+                rows = await loop.run_in_executor(self._pool, self._run_group, adapter, [w.prompt for w in group],
                                                   head.generate)
             except Exception as e:  # fail this group's requests, keep serving the others
                 for w in group:
@@ -255,31 +225,31 @@ class DetectorServer:
 
     # max_concurrent_batches > 1: Serve hands every batch over at once and _run_waiting merges them.
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02, max_concurrent_batches=64)  # sizes: __init__
-    async def _analyze_batch(self, texts: list[str], names: list[str],
+    async def _analyze_batch(self, prompts: list[list[int]], names: list[str],
                              deadlines: list[float | None]) -> list[asyncio.Future]:
-        return self._process(texts, names, deadlines, generate=True)
+        return self._process(prompts, names, deadlines, generate=True)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.02, max_concurrent_batches=64)
-    async def _score_batch(self, texts: list[str], names: list[str],
+    async def _score_batch(self, prompts: list[list[int]], names: list[str],
                            deadlines: list[float | None]) -> list[asyncio.Future]:
-        return self._process(texts, names, deadlines, generate=False)
+        return self._process(prompts, names, deadlines, generate=False)
 
     # -- called by the ingress -----------------------------------------------------------------------------------
     def _model_name(self) -> str:
         # The ingress sets the multiplexed model id to the adapter name (unset for the base model).
         return serve.get_multiplexed_model_id() or self.cfg.base_name
 
-    async def analyze(self, text: str, deadline: float | None = None) -> dict:
-        """Probability + generated verdict text for one communication, batched with concurrent calls.
-        Raises QueueTimeout when the model has not taken it by `deadline` (time.time())."""
-        return await (await self._analyze_batch(text, self._model_name(), deadline))
+    async def analyze(self, prompt: list[int], deadline: float | None = None) -> dict:
+        """Probability + generation for one communication's prompt ids (in this model's format, from the
+        ingress), batched with concurrent calls. Raises QueueTimeout when the model has not taken it by
+        `deadline` (time.time())."""
+        return await (await self._analyze_batch(prompt, self._model_name(), deadline))
 
-    async def score(self, text: str, deadline: float | None = None) -> dict:
-        """P(NON_COMPLIANT) only (one forward pass), batched with concurrent calls. Raises QueueTimeout when the
-        model has not taken it by `deadline` (time.time())."""
-        return await (await self._score_batch(text, self._model_name(), deadline))
+    async def score(self, prompt: list[int], deadline: float | None = None) -> dict:
+        """P(NON_COMPLIANT) only (one forward pass) for one communication's prompt ids, batched with concurrent
+        calls. Raises QueueTimeout when the model has not taken it by `deadline` (time.time())."""
+        return await (await self._score_batch(prompt, self._model_name(), deadline))
 
     async def info(self) -> dict:
         """The loaded base model's identity (answers once the model is loaded: readiness)."""
-        attached = sorted(getattr(self.detector.model, "peft_config", {}))
-        return {**self.detector.info, "adapters_attached": attached}
+        return {**self.detector.info, "adapters_attached": self.detector.attached_adapters}

@@ -89,7 +89,7 @@ def ray_session(ray_head):
 @pytest.fixture(scope="session")
 def tiny_mistral(tmp_path_factory) -> Path:
     """A 2-layer random MistralForCausalLM with the real Mistral v3 tokenizer, saved like a hub checkpoint."""
-    from pipeline.models import save_random_mistral
+    from pipeline.testing import save_random_mistral
 
     return save_random_mistral(tmp_path_factory.mktemp("models") / "tiny-mistral", "tiny")
 

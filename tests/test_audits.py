@@ -8,16 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.audits import (
-    SHORTCUT_WARNING,
-    bag_of_words_baseline,
-    fit_bag_of_words,
+from pipeline.evaluate.audits import (
     flip_rate,
     inject_manipulation,
     injected_examples,
-    load_bag_of_words,
     manipulation_sentences,
     pair_consistency,
+)
+from pipeline.shortcut_audit import (
+    SHORTCUT_WARNING,
+    bag_of_words_baseline,
+    fit_bag_of_words,
+    load_bag_of_words,
     save_bag_of_words,
     shortcut_audit_from_prepared,
     violation_labels,
@@ -161,9 +163,9 @@ def test_injected_examples_takes_violations_only():
 
 
 def test_evaluation_audits_and_their_report_sections(tmp_path):
-    from pipeline.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
-    from pipeline.metrics import PREDICTION_COLUMNS, compute_metrics
-    from pipeline.report import write_report
+    from pipeline.evaluate.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
+    from pipeline.evaluate.metrics import PREDICTION_COLUMNS, compute_metrics
+    from pipeline.evaluate.report import write_report
 
     texts, labels = leaky_set(60, 0)
     (tmp_path / "prep" / "split=train").mkdir(parents=True)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.calibration import (
+from pipeline.evaluate.calibration import (
     CALIBRATION_FILE,
     Calibration,
     apply_calibration,
@@ -18,7 +18,7 @@ from pipeline.calibration import (
     prevalence_precision,
     verdict_logit,
 )
-from pipeline.metrics import precision_at_prevalence
+from pipeline.evaluate.metrics import precision_at_prevalence
 
 
 def over_confident(n: int, seed: int, scale: float = 3.0, shift: float = 0.0):

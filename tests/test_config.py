@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from jobs.validate import JOBS, config_class
-from pipeline.config import ConfigError, PrepareConfig, load_config, parse_overrides
+from pipeline.config import ConfigError, load_config, parse_overrides
+from pipeline.prepare.config import PrepareConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "jobs" / "configs").glob("*.yaml"))
@@ -68,7 +69,8 @@ def test_validate_cli_exit_codes(tmp_path):
 
 
 def test_cross_field_problems_reported_with_field_problems():
-    from pipeline.config import EvaluateConfig, TrainConfig
+    from pipeline.evaluate.config import EvaluateConfig
+    from pipeline.train.config import TrainConfig
 
     with pytest.raises(ConfigError) as e:
         load_config(TrainConfig, None, ["train.learning_rate=-1", "lora.r=0", "quantization.load_in_4bit=true",
@@ -84,7 +86,7 @@ def test_cross_field_problems_reported_with_field_problems():
 def test_validate_cli_warns_for_paths_that_do_not_exist(tmp_path):
     cfg = tmp_path / "score_x.yaml"
     cfg.write_text(f"paths: [{tmp_path / 'no-archive'}, s3://bucket/archive/]\n"
-                   f"engine:\n  model: {tmp_path / 'no-model'}\n")
+                   f"model:\n  name_or_path: {tmp_path / 'no-model'}\n")
     r = subprocess.run([sys.executable, "-m", "jobs.validate", str(cfg)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.startswith("warning ")
     assert "no-archive' does not exist" in r.stdout and "no-model' is not a folder" in r.stdout
@@ -92,3 +94,20 @@ def test_validate_cli_warns_for_paths_that_do_not_exist(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "jobs.validate", str(ROOT / "jobs/configs/prepare_sample.yaml")],
                         capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0 and ok.stdout.startswith("ok ")
+
+
+@pytest.mark.parametrize("old,new", [("engine.model", "model.name_or_path"), ("engine.adapter", "model.adapter")])
+def test_renamed_model_keys_are_refused_with_the_new_name(old, new):
+    from pipeline.evaluate.config import EvaluateConfig
+    from pipeline.score.config import ScoreConfig
+    from serve.config import parse_app_config
+
+    for cls, extra in ((EvaluateConfig, []), (ScoreConfig, ["paths=[a.jsonl]"])):
+        with pytest.raises(ConfigError) as e:
+            load_config(cls, None, [f"{old}=runs/adapter", *extra])
+        assert f"{old}: was renamed; use {new}" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_app_config({"engine": {old.split(".")[1]: "runs/adapter"}})
+    assert f"{old}: was renamed; use {new}" in str(e.value)
+    cfg = load_config(EvaluateConfig, None, [f"{new}=runs/adapter"])
+    assert cfg.model.name_or_path == "runs/adapter" if new == "model.name_or_path" else cfg.model.adapter == "runs/adapter"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.config import EngineConfig
-from pipeline.engine import Detector
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
+from pipeline.inference.engine import Detector
 from pipeline.formatting import ChatFormatter, answer_json
 
 TEXTS = [
@@ -16,7 +16,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def detector(tiny_mistral):
-    return Detector(EngineConfig(model=str(tiny_mistral), dtype="float32", max_new_tokens=16, batch_size=2))
+    return Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(dtype="float32", max_new_tokens=16, batch_size=2))
 
 
 def test_prompt_ids_are_the_training_prompt(detector, tiny_mistral):
@@ -35,33 +35,36 @@ def test_verdict_prefix_and_decision_tokens(detector):
 
 
 def test_batched_greedy_equals_one_at_a_time_and_is_deterministic(detector):
-    batched = detector.generate(TEXTS)
-    again = detector.generate(TEXTS)
-    single = [detector.generate([t])[0] for t in TEXTS]
+    prompts = detector.encode_prompts(TEXTS)
+    batched = detector.generate(prompts)
+    again = detector.generate(prompts)
+    single = [detector.generate([p])[0] for p in prompts]
     assert [g.text for g in batched] == [g.text for g in again] == [g.text for g in single]
     assert all(g.new_tokens <= 16 and g.prompt_tokens > 100 for g in batched)
 
 
 def test_probability_is_a_distribution_and_batch_invariant(detector):
-    p = detector.verdict_probability(TEXTS)
+    prompts = detector.encode_prompts(TEXTS)
+    scores = detector.score(prompts)
+    p = scores.probability
     assert p.shape == (3,) and ((p > 0) & (p < 1)).all()
-    one = np.array([detector.verdict_probability([t])[0] for t in TEXTS])
+    one = np.array([detector.score([ids]).probability[0] for ids in prompts])
     np.testing.assert_allclose(p, one, atol=1e-4)
-    assert ((detector.last_format_mass > 0) & (detector.last_format_mass <= 1)).all()
+    assert ((scores.format_mass > 0) & (scores.format_mass <= 1)).all()
     # The static decoder's right-padded prefill gives transformers' left-padded forward pass.
-    hf = Detector(EngineConfig(model=detector.cfg.model, dtype="float32", decoder="generate"), model=detector.model,
+    hf = Detector(DetectorModelConfig(name_or_path=detector.model_cfg.name_or_path), EngineConfig(dtype="float32", decoder="generate"), model=detector.model,
                   tokenizer=detector.tokenizer)
     assert detector.decoder is not None and hf.decoder is None
-    np.testing.assert_allclose(p, hf.verdict_probability(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(p, hf.score(hf.encode_prompts(TEXTS)).probability, atol=1e-5)
 
 
 def test_batches_group_by_length_and_respect_caps(detector):
-    detector.cfg = EngineConfig(model="x", batch_size=3, max_batch_tokens=1000)
+    detector.cfg = EngineConfig(batch_size=3, max_batch_tokens=1000)
     batches = detector._batches([100, 900, 120, 110, 500, 130], extra=0)
     assert sorted(i for b in batches for i in b) == list(range(6))
     assert all(len(b) <= 3 for b in batches)
     assert batches[0] == [1]  # 900 tokens: a second row would exceed 1000 padded tokens
-    detector.cfg = EngineConfig(model="x", max_new_tokens=16, batch_size=2)
+    detector.cfg = EngineConfig(max_new_tokens=16, batch_size=2)
 
 
 def test_cuda_requested_without_gpu_is_a_clear_error(tiny_mistral):
@@ -70,29 +73,31 @@ def test_cuda_requested_without_gpu_is_a_clear_error(tiny_mistral):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     with pytest.raises(ValueError, match="engine.device=cuda"):
-        Detector(EngineConfig(model=str(tiny_mistral), device="cuda"))
+        Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(device="cuda"))
 
 
 @pytest.mark.parametrize("cache", [None, "static"])
 def test_gqa_decode_attention_matches_sdpa(tiny_mistral, cache):
     """Same greedy tokens and probabilities with the grouped decode kernel as with stock SDPA."""
     texts = TEXTS * 2
-    ref = Detector(EngineConfig(model=str(tiny_mistral), dtype="float32", max_new_tokens=16, batch_size=3, attn_implementation="sdpa",
+    ref = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(dtype="float32", max_new_tokens=16, batch_size=3, attn_implementation="sdpa",
                                 decoder="generate"))
-    gqa = Detector(EngineConfig(model=str(tiny_mistral), dtype="float32", max_new_tokens=16, batch_size=3, decoder="generate",
+    gqa = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(dtype="float32", max_new_tokens=16, batch_size=3, decoder="generate",
                                 attn_implementation="sdpa_gqa", cache_implementation=cache))
     assert gqa.model.config._attn_implementation == "sdpa_gqa"
-    assert [g.text for g in gqa.generate(texts)] == [g.text for g in ref.generate(texts)]
-    np.testing.assert_allclose(gqa.verdict_probability(texts), ref.verdict_probability(texts), atol=1e-5)
+    prompts = gqa.encode_prompts(texts)
+    assert prompts == ref.encode_prompts(texts)
+    assert [g.text for g in gqa.generate(prompts)] == [g.text for g in ref.generate(prompts)]
+    np.testing.assert_allclose(gqa.score(prompts).probability, ref.score(prompts).probability, atol=1e-5)
 
 
 def test_static_decoder_matches_generate_and_stops_each_row_at_its_eos(detector):
     """The static-cache loop gives transformers' greedy tokens, row by row, with per-row stops."""
-    from pipeline.decoder import StaticDecoder
+    from pipeline.inference.decoder import StaticDecoder
 
     assert detector.decoder is not None  # engine.decoder=auto picks it for Mistral
     prompts = detector.encode_prompts(TEXTS + [TEXTS[0] * 3])
-    hf = Detector(EngineConfig(model=detector.cfg.model, dtype="float32", max_new_tokens=24, decoder="generate"),
+    hf = Detector(DetectorModelConfig(name_or_path=detector.model_cfg.name_or_path), EngineConfig(dtype="float32", max_new_tokens=24, decoder="generate"),
                   model=detector.model, tokenizer=detector.tokenizer)
     full = hf._hf_generate(prompts)
     # An "EOS" the model emits mid-answer in some rows but not others exercises the per-row stop.
@@ -112,21 +117,21 @@ def test_static_decoder_matches_generate_and_stops_each_row_at_its_eos(detector)
 def test_static_decoder_refuses_sliding_window_models_clearly(detector):
     from transformers import MistralConfig, MistralForCausalLM
 
-    from pipeline.decoder import unsupported_reason
+    from pipeline.inference.decoder import unsupported_reason
 
     cfg = MistralConfig(**{**detector.model.config.to_dict(), "sliding_window": 8})
     sliding = MistralForCausalLM(cfg).eval()
     assert "sliding_window" in unsupported_reason(sliding)
     with pytest.raises(ValueError, match="engine.decoder=static cannot run this model"):
-        Detector(EngineConfig(model=detector.cfg.model, dtype="float32", decoder="static"), model=sliding, tokenizer=detector.tokenizer)
-    assert Detector(EngineConfig(model=detector.cfg.model), model=sliding, tokenizer=detector.tokenizer).decoder is None
+        Detector(DetectorModelConfig(name_or_path=detector.model_cfg.name_or_path), EngineConfig(dtype="float32", decoder="static"), model=sliding, tokenizer=detector.tokenizer)
+    assert Detector(DetectorModelConfig(name_or_path=detector.model_cfg.name_or_path), EngineConfig(), model=sliding, tokenizer=detector.tokenizer).decoder is None
 
 
 def test_artifact_source_reads_the_recorded_config_and_prompt_format(tiny_mistral, tmp_path):
     """A training artifact names its base by the configured model, not the trainer's local path."""
     import json
 
-    from pipeline.engine import resolve_source
+    from pipeline.inference.engine import resolve_source
 
     art = tmp_path / "artifact"
     art.mkdir()

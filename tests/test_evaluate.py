@@ -7,12 +7,14 @@ import pytest
 
 from conftest import item, write_jsonl
 from jobs.common import job_main
-from pipeline.config import EvaluateConfig, PrepareConfig, load_config
+from pipeline.config import load_config
+from pipeline.evaluate.config import EvaluateConfig
+from pipeline.prepare.config import PrepareConfig
 
 
 @pytest.fixture(scope="module")
 def prepared(tiny_mistral, ray_session, tmp_path_factory):
-    from pipeline.prepare import run_prepare
+    from pipeline.prepare.run import run_prepare
 
     root = tmp_path_factory.mktemp("evaldata")
     data = write_jsonl(root / "in.jsonl", [item(i, topic=f"Topic {i % 3}", fmt=["chat", "email"][i % 2])
@@ -20,7 +22,7 @@ def prepared(tiny_mistral, ray_session, tmp_path_factory):
     cfg = load_config(PrepareConfig, None, [f"data.paths=[{data}]", f"data.output_dir={root / 'prep'}",
                                             f"model.name_or_path={tiny_mistral}"])
     manifest = run_prepare(cfg).manifest
-    from pipeline.manifest import format_summary
+    from pipeline.prepare.manifest import format_summary
 
     assert manifest["shortcut_audit"]["warning"] and "WARNING: your labels" in format_summary(manifest)
     return root / "prep", manifest
@@ -29,7 +31,7 @@ def prepared(tiny_mistral, ray_session, tmp_path_factory):
 def evaluate(tiny_mistral, prepared, out, *extra):
     from jobs.evaluate import run
 
-    argv = [f"engine.model={tiny_mistral}", "engine.max_new_tokens=16", "engine.batch_size=4",
+    argv = [f"model.name_or_path={tiny_mistral}", "engine.max_new_tokens=16", "engine.batch_size=4",
             f"data.prepared_dir={prepared}", f"output_dir={out}", "actors=1", "cpus_per_actor=2", *extra]
     assert job_main(EvaluateConfig, run, None, argv) == 0
 
@@ -75,14 +77,14 @@ def test_probability_only_run_and_comparison(tiny_mistral, prepared, tmp_path, c
 def test_missing_split_is_a_clear_error(tiny_mistral, tmp_path, ray_session):
     from jobs.evaluate import run
 
-    code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={tmp_path}"])
+    code = job_main(EvaluateConfig, run, None, [f"model.name_or_path={tiny_mistral}", f"data.prepared_dir={tmp_path}"])
     assert code == 1
 
 
 def test_actors_taking_every_cpu_are_refused(tiny_mistral, prepared, tmp_path):
     from jobs.evaluate import run
 
-    code = job_main(EvaluateConfig, run, None, [f"engine.model={tiny_mistral}", f"data.prepared_dir={prepared[0]}",
+    code = job_main(EvaluateConfig, run, None, [f"model.name_or_path={tiny_mistral}", f"data.prepared_dir={prepared[0]}",
                                                 "actors=2", "cpus_per_actor=1.5"])
     assert code == 1
 

@@ -17,7 +17,7 @@ VERDICT = {
 
 @pytest.fixture(scope="module")
 def mistral():
-    from pipeline.models import mistral_v3_tokenizer
+    from pipeline.testing import mistral_v3_tokenizer
 
     return mistral_v3_tokenizer()
 

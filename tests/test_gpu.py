@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import EngineConfig
-from pipeline.engine import Detector
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
+from pipeline.inference.engine import Detector
 from test_engine import TEXTS
 from test_train import ROOT, lora_tensors, prepared, train_cfg  # noqa: F401 - `prepared` is a fixture
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.gpu
     ["quantization.load_in_4bit=false", "train.fused_lm_head=false", "train.verdict_loss_weight=30"],
 ], ids=["qlora", "zero2_lora", "lora_verdict_weight"])
 def test_gpu_training_through_ray_train_learns_and_writes_an_adapter(variant, prepared, tiny_mistral, tmp_path):
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.use_gpu=true", "ray.num_workers=1",
                     "ray.resources_per_worker={CPU: 1, GPU: 1}", "train.precision=bf16", *variant)
@@ -35,31 +35,33 @@ def test_gpu_training_through_ray_train_learns_and_writes_an_adapter(variant, pr
 
 
 def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tiny_mistral):
-    base = dict(model=str(tiny_mistral), device="cuda", dtype="float32", max_new_tokens=16, batch_size=3)
-    ref = Detector(EngineConfig(**base, attn_implementation="sdpa", decoder="generate"))
-    gqa = Detector(EngineConfig(**base))
+    model = DetectorModelConfig(name_or_path=str(tiny_mistral))
+    base = dict(device="cuda", dtype="float32", max_new_tokens=16, batch_size=3)
+    ref = Detector(model, EngineConfig(**base, attn_implementation="sdpa", decoder="generate"))
+    gqa = Detector(model, EngineConfig(**base))
     assert str(gqa.device).startswith("cuda") and gqa.decoder.graphs  # the CUDA-graph loop by default
     texts = TEXTS * 2
-    batched = [g.text for g in gqa.generate(texts)]
-    assert batched == [g.text for g in gqa.generate(texts)] == [gqa.generate([t])[0].text for t in texts]
-    assert batched == [g.text for g in ref.generate(texts)]
-    p = gqa.verdict_probability(texts)
+    prompts = gqa.encode_prompts(texts)
+    batched = [g.text for g in gqa.generate(prompts)]
+    assert batched == [g.text for g in gqa.generate(prompts)] == [gqa.generate([ids])[0].text for ids in prompts]
+    assert batched == [g.text for g in ref.generate(prompts)]
+    p = gqa.score(prompts).probability
     assert ((p > 0) & (p < 1)).all()
-    np.testing.assert_allclose(p, ref.verdict_probability(texts), atol=1e-4)
+    np.testing.assert_allclose(p, ref.score(prompts).probability, atol=1e-4)
 
 
 def test_cuda_bf16_static_cache_generation_runs_to_the_budget(tiny_mistral):
-    det = Detector(EngineConfig(model=str(tiny_mistral), device="cuda", dtype="bfloat16", max_new_tokens=16,
+    det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(device="cuda", dtype="bfloat16", max_new_tokens=16,
                                 batch_size=4, decoder="generate", cache_implementation="static",
                                 prefill_chunk_size=64))
-    gens = det.generate(TEXTS)
+    gens = det.generate(det.encode_prompts(TEXTS))
     assert len(gens) == 3 and all(0 < g.new_tokens <= 16 for g in gens)
 
 
 def test_cuda_graph_replay_equals_the_eager_static_loop_in_bf16(tiny_mistral):
-    from pipeline.decoder import StaticDecoder
+    from pipeline.inference.decoder import StaticDecoder
 
-    det = Detector(EngineConfig(model=str(tiny_mistral), device="cuda", dtype="bfloat16", max_new_tokens=24))
+    det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(device="cuda", dtype="bfloat16", max_new_tokens=24))
     prompts = det.encode_prompts(TEXTS * 3)
     pad = det.tokenizer.pad_token_id
     eager = StaticDecoder(det.model, graphs=False).generate(prompts, 24, det.eos_ids, pad)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.grounding import MIN_FUZZY_CHARS, Grounding, ground_evidence, grounding_summary
+from pipeline.inference.grounding import MIN_FUZZY_CHARS, Grounding, ground_evidence, grounding_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMUNICATION = (
@@ -90,3 +90,26 @@ def test_every_gold_quote_in_the_sample_data_grounds_exactly():
                     assert all(g.exact for g in groundings), (item["id"], key)
                     checked += len(groundings)
     assert checked > 500
+
+
+def test_read_verdict_is_the_one_way_from_a_generation_to_a_verdict():
+    """Evaluation, scoring and serving all read a generation through read_verdict: parsed, typed, grounded."""
+    import json
+    import math
+
+    from pipeline.inference.engine import Generation
+    from pipeline.inference.verdicts import read_verdict
+
+    answer = json.dumps({"final_verdict": "NON_COMPLIANT", "executive_summary": "s", "rule_violated": "FINRA Rule 2111",
+                         "compliance_topic": "Suitability", "severity": "HIGH", "reasoning_trace": "r",
+                         "evidence_list": ["It isn't traded on an exchange.", "a sentence the advisor never wrote"]})
+    record = read_verdict(Generation(answer, 120, 40, True, 0.5), COMMUNICATION)
+    assert record.verdict["final_verdict"] == "NON_COMPLIANT" and record.parsed.status == "ok"
+    assert [g.grounded for g in record.evidence] == [True, False] and record.all_grounded is False
+    row = record.columns()
+    assert (row["pred_verdict"], row["n_quotes"], row["grounded_rate"], row["prompt_tokens"]) == (
+        "NON_COMPLIANT", 2, 0.5, 120)
+    assert json.loads(row["pred_json"]) == record.verdict
+    broken = read_verdict(Generation("not json at all", 120, 5, False, 0.1), COMMUNICATION)
+    assert broken.verdict is None and broken.parsed.status == "parse_error" and broken.all_grounded is None
+    assert broken.columns()["n_quotes"] == 0 and math.isnan(broken.columns()["grounded_rate"])

@@ -12,9 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.config import PrepareConfig, load_config
-from pipeline.data import format_records, near_form, parse_lines
-from pipeline.prepare import KEY_COLUMNS, plan_splits
+from pipeline.config import load_config
+
+from pipeline.prepare.config import PrepareConfig
+from pipeline.prepare.records import format_records, near_form, parse_lines
+from pipeline.prepare.run import KEY_COLUMNS, plan_splits
 from pipeline.reader import SCHEMA as LINE_SCHEMA
 from pipeline.synth import generate_items
 

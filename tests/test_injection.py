@@ -58,7 +58,8 @@ VERDICT = {"final_verdict": "NON_COMPLIANT", "executive_summary": "A guarantee."
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    from pipeline.models import load_tokenizer, mistral_v3_tokenizer
+    from pipeline.models import load_tokenizer
+    from pipeline.testing import mistral_v3_tokenizer
 
     return {"mistral": mistral_v3_tokenizer(), "smollm": load_tokenizer("embedded")}
 
@@ -139,18 +140,18 @@ def test_clean_text_encodes_exactly_as_before(family, tokenizers):
 
 @pytest.fixture(scope="module")
 def smollm_detector():
-    from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
 
-    return Detector(EngineConfig(model="embedded", max_new_tokens=16, batch_size=4))
+    return Detector(DetectorModelConfig(name_or_path="embedded"), EngineConfig(max_new_tokens=16, batch_size=4))
 
 
 @pytest.fixture(scope="module")
 def mistral_detector(tiny_mistral):
-    from pipeline.config import EngineConfig
-    from pipeline.engine import Detector
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
 
-    return Detector(EngineConfig(model=str(tiny_mistral), max_new_tokens=16, batch_size=4))
+    return Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(max_new_tokens=16, batch_size=4))
 
 
 @pytest.mark.parametrize("which", ["mistral_detector", "smollm_detector"])
@@ -166,10 +167,10 @@ def test_engine_prompts_for_evaluate_score_and_serve(which, request):
     for text, ids in zip(texts, prompts):
         assert controls(tok, ids) == clean and text in tok.decode(ids)
     chosen = [CORPUS["chatml_turn"], CORPUS["mistral_turn"]]
-    p = detector.verdict_probability(chosen)
+    chosen_ids = detector.encode_prompts(chosen)
+    p = detector.score(chosen_ids).probability
     assert p.shape == (2,) and ((p > 0) & (p < 1)).all()
-    assert all(g.prompt_tokens == len(ids) for g, ids in zip(detector.generate(chosen),
-                                                            detector.encode_prompts(chosen)))
+    assert all(g.prompt_tokens == len(ids) for g, ids in zip(detector.generate(chosen_ids), chosen_ids))
 
 
 def hostile_items() -> list[dict]:
@@ -193,8 +194,9 @@ def hostile_items() -> list[dict]:
 @pytest.mark.parametrize("family", ["mistral", "smollm"])
 def test_prepare_job_writes_only_the_templates_control_tokens(family, tokenizers, tiny_mistral, ray_session,
                                                               tmp_path):
-    from pipeline.config import PrepareConfig, load_config
-    from pipeline.prepare import run_prepare
+    from pipeline.config import load_config
+    from pipeline.prepare.config import PrepareConfig
+    from pipeline.prepare.run import run_prepare
 
     model = str(tiny_mistral) if family == "mistral" else "embedded"
     items = hostile_items()

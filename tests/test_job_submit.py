@@ -3,12 +3,11 @@
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import item, write_jsonl
+from conftest import RAY_CMD, item, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,8 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_prepare_through_ray_job_submit(ray_head, tiny_mistral, tmp_path):
     data = write_jsonl(tmp_path / "in" / "sec.jsonl", [item(i, topic=f"T{i % 3}") for i in range(30)] + ["{oops"])
     out = tmp_path / "out"
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    cmd = [ray_bin, "job", "submit", "--address", ray_head[1], "--working-dir", ".",
+    cmd = [*RAY_CMD, "job", "submit", "--address", ray_head[1], "--working-dir", ".",
            "--runtime-env", "ray_cluster/runtime_env.yaml", "--",
            "python", "-m", "jobs.prepare", "--config", "jobs/configs/prepare_sample.yaml",
            f"data.paths=[{data}]", f"data.output_dir={out}", f"model.name_or_path={tiny_mistral}"]
@@ -33,7 +31,7 @@ def test_prepare_through_ray_job_submit(ray_head, tiny_mistral, tmp_path):
 
 
 def test_submitted_job_with_bad_config_fails_with_the_key(ray_head):
-    cmd = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", ray_head[1], "--working-dir", ".",
+    cmd = [*RAY_CMD, "job", "submit", "--address", ray_head[1], "--working-dir", ".",
            "--runtime-env", "ray_cluster/runtime_env.yaml", "--", "python", "-m", "jobs.prepare", "data.seeed=1"]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "RAY_AUTH_MODE": "token"})

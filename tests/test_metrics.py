@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.metrics import (
+from pipeline.evaluate.metrics import (
     PREDICTION_COLUMNS,
     UNPARSEABLE,
     citation_match,

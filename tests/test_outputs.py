@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from pipeline.outputs import staged_output
-from pipeline.train_artifacts import publish
+from pipeline.train.artifacts import publish
 
 
 def mode(path) -> int:

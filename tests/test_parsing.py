@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.parsing import STATUSES, VALID_STATUSES, ParsedVerdict, parse_verdict, verdict_label
+from pipeline.inference.parsing import STATUSES, VALID_STATUSES, ParsedVerdict, parse_verdict, verdict_label
 from pipeline.schema import VERDICT_FIELDS
 
 NC = {

@@ -9,8 +9,9 @@ import pyarrow.dataset as pads
 import pytest
 
 from conftest import item, write_jsonl
-from pipeline.config import load_config, PrepareConfig
-from pipeline.prepare import run_prepare
+from pipeline.config import load_config
+from pipeline.prepare.config import PrepareConfig
+from pipeline.prepare.run import run_prepare
 
 TOPICS = ["Guarantees Against Loss", "Promissory Claims", "Churning", "Selling Away"]
 

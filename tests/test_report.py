@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.metrics import compute_metrics
-from pipeline.report import comparison_text, write_comparison, write_report
+from pipeline.evaluate.metrics import compute_metrics
+from pipeline.evaluate.report import comparison_text, write_comparison, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("verdict_confusion.png", "topic_confusion.png", "roc.png", "pr.png", "calibration.png")

@@ -6,7 +6,7 @@ import pandas as pd
 
 from conftest import write_jsonl
 from jobs.common import job_main
-from pipeline.config import ScoreConfig
+from pipeline.score.config import ScoreConfig
 
 
 def test_scores_flags_explains_and_accounts(tiny_mistral, ray_session, tmp_path):
@@ -16,7 +16,7 @@ def test_scores_flags_explains_and_accounts(tiny_mistral, ray_session, tmp_path)
     lines += ["{not json", {"id": "empty", "text": "  "}, {"id": "long", "text": "x" * 500}]
     archive = write_jsonl(tmp_path / "archive" / "chats.jsonl", lines)
     out = tmp_path / "out"
-    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"engine.model={tiny_mistral}", "max_chars=200",
+    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"model.name_or_path={tiny_mistral}", "max_chars=200",
             "engine.max_new_tokens=16", "engine.batch_size=4", "threshold=0.01", "cpus_per_actor=1"]
     assert job_main(ScoreConfig, run, None, argv) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -42,7 +42,7 @@ def test_message_over_the_model_context_is_cut_and_the_rest_scored(tiny_mistral,
     lines = [{"id": f"m{i}", "text": f"Advisor: I guarantee a {i}% return."} for i in range(4)]
     archive = write_jsonl(tmp_path / "archive" / "chats.jsonl", lines + [{"id": "huge", "text": long_text}])
     out = tmp_path / "out"
-    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"engine.model={tiny_mistral}",
+    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"model.name_or_path={tiny_mistral}",
             "engine.max_new_tokens=16", "engine.batch_size=4", "threshold=0.01", "cpus_per_actor=1"]
     assert job_main(ScoreConfig, run, None, argv) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -62,7 +62,7 @@ def test_archive_without_rejects_summarises_and_exits_0(tiny_mistral, ray_sessio
     lines = [{"id": f"ok{i}", "text": f"Advisor: Returns on fund {i} are not guaranteed."} for i in range(3)]
     archive = write_jsonl(tmp_path / "archive" / "chats.jsonl", lines)
     out = tmp_path / "out"
-    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"engine.model={tiny_mistral}",
+    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"model.name_or_path={tiny_mistral}",
             "engine.max_new_tokens=16", "explain=false", "cpus_per_actor=1"]
     assert job_main(ScoreConfig, run, None, argv) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -86,7 +86,7 @@ def test_rerun_after_an_interrupted_run_has_one_row_per_id(tiny_mistral, ray_ses
     (out / "scores").mkdir(parents=True)
     pd.DataFrame({"id": ["m0", "m1"], "p_violation": [0.5, 0.5], "flagged": [True, True]}).to_parquet(
         out / "scores" / "partial.parquet")
-    argv = [f"paths=[{archive}]", f"output_dir={out}", f"engine.model={tiny_mistral}", "explain=false",
+    argv = [f"paths=[{archive}]", f"output_dir={out}", f"model.name_or_path={tiny_mistral}", "explain=false",
             "engine.batch_size=4", "cpus_per_actor=1"]
     for _ in range(2):
         assert job_main(ScoreConfig, run, None, argv) == 0

@@ -82,7 +82,7 @@ class TestService:
         folder = tmp_path_factory.mktemp("service")
         (folder / "key").write_text(KEY + "\n")
         args = {
-            "engine": {"model": str(tiny_mistral), "device": "cpu", "max_new_tokens": 24, "batch_size": 16},
+            "model": {"name_or_path": str(tiny_mistral)}, "engine": {"device": "cpu", "max_new_tokens": 24, "batch_size": 16},
             "adapters": adapters,
             "batching": {"max_batch_size": 8, "batch_wait_timeout_s": 0.25},
             # One adapter attached at a time: switching adapters exercises Serve's LRU eviction (detach + attach).
@@ -348,7 +348,7 @@ class TestOverload:
         from ray import serve
 
         deploy({
-            "engine": {"model": str(tiny_mistral), "device": "cpu", "max_new_tokens": 768, "batch_size": 2},
+            "model": {"name_or_path": str(tiny_mistral)}, "engine": {"device": "cpu", "max_new_tokens": 768, "batch_size": 2},
             "batching": {"max_batch_size": 2, "batch_wait_timeout_s": 0.05},
             "detector": {"num_replicas": 1, "max_ongoing_requests": 2, "max_queued_requests": 2, "num_cpus": 1},
             "limits": {"max_prompt_tokens": 1024},
@@ -387,7 +387,7 @@ class TestQueueTimeout:
         # Room to queue (no 503 for overload) but a 0.5 s deadline to be taken by the model, whose batches of
         # two take seconds (768 new tokens).
         deploy({
-            "engine": {"model": str(tiny_mistral), "device": "cpu", "max_new_tokens": 768, "batch_size": 2},
+            "model": {"name_or_path": str(tiny_mistral)}, "engine": {"device": "cpu", "max_new_tokens": 768, "batch_size": 2},
             "batching": {"max_batch_size": 2, "batch_wait_timeout_s": 0.05},
             "detector": {"num_replicas": 1, "max_ongoing_requests": 4, "max_queued_requests": 16, "num_cpus": 1,
                          "queue_timeout_s": 0.5},
@@ -422,7 +422,7 @@ def test_jobs_serve_smoke_runs_the_entry_point(ray_session, tiny_mistral, tmp_pa
     audit = tmp_path / "audit.jsonl"
     done = subprocess.run(
         [sys.executable, "-m", "jobs.serve", "--config", "serve/config_demo.yaml", "--smoke", f"--port={PORT}",
-         f"engine.model={tiny_mistral}", "engine.max_new_tokens=16", "limits.max_prompt_tokens=2048",
+         f"model.name_or_path={tiny_mistral}", "engine.max_new_tokens=16", "limits.max_prompt_tokens=2048",
          f"audit.path={audit}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -485,13 +485,13 @@ def test_config_errors_are_listed_in_key_names():
 
 def test_api_key_comes_from_file_or_env(tmp_path, monkeypatch):
     from serve.auth import resolve_api_key
-    from serve.config import AuthSettings
+    from serve.config import AuthConfig
 
-    assert resolve_api_key(AuthSettings()) is None
+    assert resolve_api_key(AuthConfig()) is None
     monkeypatch.setenv("MY_KEY", " s3cret \n")
-    assert resolve_api_key(AuthSettings(enabled=True, api_key_env="MY_KEY")) == "s3cret"
+    assert resolve_api_key(AuthConfig(enabled=True, api_key_env="MY_KEY")) == "s3cret"
     (tmp_path / "k").write_text("from-file\n")
-    both = AuthSettings(enabled=True, api_key_env="MY_KEY", api_key_file=str(tmp_path / "k"))
+    both = AuthConfig(enabled=True, api_key_env="MY_KEY", api_key_file=str(tmp_path / "k"))
     assert resolve_api_key(both) == "from-file"
     with pytest.raises(ValueError, match="NO_SUCH_VAR"):
-        resolve_api_key(AuthSettings(enabled=True, api_key_env="NO_SUCH_VAR"))
+        resolve_api_key(AuthConfig(enabled=True, api_key_env="NO_SUCH_VAR"))

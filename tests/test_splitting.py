@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.splitting import UnionFind, assign_splits, split_counts
+from pipeline.prepare.splitting import UnionFind, assign_splits, split_counts
 
 
 @pytest.mark.parametrize("n, expected", [(0, (0, 0, 0)), (1, (1, 0, 0)), (2, (1, 0, 1)), (3, (1, 1, 1)),

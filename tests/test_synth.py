@@ -268,7 +268,7 @@ def test_bundled_sample_is_reproducible():
 
 
 def test_validator_accepts_everything(items):
-    validation = pytest.importorskip("pipeline.validation")
+    validation = pytest.importorskip("pipeline.prepare.validation")
     for n, item in enumerate(items[:200]):
         rows = validation.parse_line(json.dumps(item).encode(), "synth.jsonl", "synth", n + 1)
         assert [r["status"] for r in rows] == ["accepted", "accepted"], [r["detail"] for r in rows]

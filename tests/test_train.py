@@ -11,8 +11,10 @@ import torch
 from pydantic import ValidationError
 
 from conftest import item, write_jsonl
-from pipeline.config import ConfigError, PrepareConfig, TrainConfig, load_config
-from pipeline.prepare import run_prepare
+from pipeline.config import ConfigError, load_config
+from pipeline.prepare.config import PrepareConfig
+from pipeline.train.config import TrainConfig
+from pipeline.prepare.run import run_prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS = ["Guarantees Against Loss", "Promissory Claims", "Churning", "Selling Away"]
@@ -49,7 +51,7 @@ def lora_tensors(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def baseline(prepared, tiny_mistral, tmp_path_factory):
     """One uninterrupted 2-worker run; returns (TrainResult, config)."""
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     cfg = train_cfg(prepared, tiny_mistral, tmp_path_factory.mktemp("baseline"))
     return run_training(cfg), cfg
@@ -59,8 +61,8 @@ def baseline(prepared, tiny_mistral, tmp_path_factory):
 
 def test_collated_labels_mask_exactly_prompt_and_padding(prepared, tiny_mistral, tmp_path):
     from pipeline.models import load_tokenizer
-    from pipeline.train_data import load_datasets, read_split
-    from pipeline.training import build_trainer
+    from pipeline.train.data import load_datasets, read_split
+    from pipeline.train.trainer import build_trainer
 
     cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.num_workers=1")
     tok = load_tokenizer(str(tiny_mistral))
@@ -91,8 +93,8 @@ def test_collated_labels_mask_exactly_prompt_and_padding(prepared, tiny_mistral,
 
 def test_verdict_weight_finds_each_answers_verdict_token_and_adds_exactly_its_loss(prepared, tiny_mistral, tmp_path):
     from pipeline.models import load_tokenizer
-    from pipeline.train_data import load_datasets
-    from pipeline.training import build_trainer
+    from pipeline.train.data import load_datasets
+    from pipeline.train.trainer import build_trainer
 
     cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.num_workers=1", "train.fused_lm_head=false",
                     "train.verdict_loss_weight=5")
@@ -127,7 +129,7 @@ def test_padding_free_batches_give_the_same_logits_as_padded_ones(prepared, tiny
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from pipeline.models import load_tokenizer
-    from pipeline.train_data import read_split, to_dataset
+    from pipeline.train.data import read_split, to_dataset
 
     tok = load_tokenizer(str(tiny_mistral))
     ds = to_dataset(read_split(str(prepared[0]), "train", 3), tok.eos_token_id)
@@ -147,7 +149,7 @@ def test_padding_free_batches_give_the_same_logits_as_padded_ones(prepared, tiny
 
 
 def test_over_length_rows_and_foreign_tokenizers_fail_before_training(prepared, tiny_mistral, tmp_path):
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     with pytest.raises(ValueError, match=r"longer than train.max_seq_len=64 \(longest \d+ tokens\)"):
         run_training(train_cfg(prepared, tiny_mistral, tmp_path, "train.max_seq_len=64"))
@@ -159,7 +161,7 @@ def test_over_length_rows_and_foreign_tokenizers_fail_before_training(prepared, 
     (empty_val / "_manifest.json").write_text(json.dumps(prepared[1]))
     with pytest.raises(FileNotFoundError, match=r"data.prepared_dir=.*missing or empty split=validation"):
         run_training(train_cfg(prepared, tiny_mistral, tmp_path, f"data.prepared_dir={empty_val}"))
-    from pipeline.train_data import check_tokenizer
+    from pipeline.train.data import check_tokenizer
     from transformers import AutoTokenizer
 
     other = AutoTokenizer.from_pretrained(str(tiny_mistral))
@@ -214,7 +216,7 @@ def test_two_workers_learn_and_write_a_loadable_adapter(baseline, prepared, tiny
 
 @pytest.mark.slow
 def test_failure_after_a_checkpoint_resumes_to_the_same_result(baseline, prepared, tiny_mistral, tmp_path):
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     result = run_training(train_cfg(prepared, tiny_mistral, tmp_path, "train.fault_drill_step=2",
                                     "ray.max_failures=1"))
@@ -230,7 +232,7 @@ def test_failure_after_a_checkpoint_resumes_to_the_same_result(baseline, prepare
 
 @pytest.mark.slow
 def test_resubmitting_the_same_run_name_resumes_and_changed_settings_are_refused(prepared, tiny_mistral, tmp_path):
-    from pipeline.training import run_training
+    from pipeline.train.run import run_training
 
     first = run_training(train_cfg(prepared, tiny_mistral, tmp_path, "ray.num_workers=1", "train.max_steps=2"))
     assert first.metrics["global_step"] == 2 and first.metrics["resumed_from_step"] is None
@@ -286,7 +288,7 @@ def test_shipped_train_configs_validate(path, monkeypatch):
 def test_deepspeed_configs_get_their_auto_values_from_the_trainer(name, stage, monkeypatch):
     from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
 
-    from pipeline.training import sft_args
+    from pipeline.train.trainer import sft_args
 
     monkeypatch.chdir(ROOT)
     cfg = load_config(TrainConfig, None, ["train.micro_batch_size=8", "train.grad_accum=2", "ray.num_workers=1"])

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import item
-from pipeline.validation import REASONS, parse_line
+from pipeline.prepare.validation import REASONS, parse_line
 
 
 def parse(obj) -> list[dict]:

@@ -2,18 +2,21 @@
 
 One `Detector` holds a causal LM (base + LoRA adapter, merged for speed, or a merged model) and its
 tokenizer, and builds prompts with the same `ChatFormatter` as training, so train and inference
-cannot drift. It offers:
+cannot drift. Communications are tokenised once (`encode_prompts`); every other method takes those
+ids, so a caller (a Serve ingress, an evaluation batch) encodes a text once and reuses the ids:
 
 * `generate`: batched greedy decoding (deterministic), batches formed by prompt length, a
-  max-new-tokens budget, stop at EOS; through complyray's static-cache loop (`pipeline/decoder.py`,
+  max-new-tokens budget, stop at EOS; through complyray's static-cache loop (`pipeline/inference/decoder.py`,
   a CUDA-graph decode step on GPU) for Llama/Mistral models, else transformers' `generate`;
-* `verdict_probability`: P(NON_COMPLIANT) from a single forward pass: the prompt plus the fixed
+* `score`: P(NON_COMPLIANT) and the format mass from a single forward pass: the prompt plus the fixed
   answer prefix ``{"final_verdict": "`` is run once and the next-token logits of the two verdicts'
-  first distinct tokens are compared; no generation, so it doubles as a fast triage mode.
+  first distinct tokens are compared; no generation, so it doubles as a fast triage mode;
+* `attach_adapter` / `use_adapter` / `detach_adapter`: LoRA adapters on the one base model (serving).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import EngineConfig
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
 from pipeline.formatting import ChatFormatter
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,15 @@ class Generation:
     new_tokens: int
     finished: bool
     seconds: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One forward pass per prompt: P(NON_COMPLIANT), and the format mass (the probability on either verdict
+    token at all; low values mean the model would not answer in the trained format). Both shape (n,)."""
+
+    probability: np.ndarray
+    format_mass: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -106,8 +118,9 @@ def _pick_dtype(dtype: str, device: str):
 class Detector:
     """A loaded detector model. Build once per process (or per Ray actor / Serve replica)."""
 
-    def __init__(self, cfg: EngineConfig, model=None, tokenizer=None):
-        """Load from `cfg`, or wrap an already built `model`/`tokenizer` (benchmarks, tests).
+    def __init__(self, model_cfg: DetectorModelConfig, cfg: EngineConfig | None = None, model=None, tokenizer=None):
+        """Load the detector `model_cfg` names and run it as `cfg` says (defaults when None), or wrap an already
+        built `model`/`tokenizer` (benchmarks, tests).
 
         Raises ValueError for an unusable device/dtype and FileNotFoundError for a missing model.
         """
@@ -116,23 +129,25 @@ class Detector:
 
         from pipeline.models import ensure_pad_token, load_tokenizer
 
-        self.cfg = cfg
+        cfg = cfg or EngineConfig()
+        self.cfg, self.model_cfg = cfg, model_cfg
         self.device = _pick_device(cfg.device)
         self.dtype = _pick_dtype(cfg.dtype, self.device)
-        self.source = resolve_source(cfg.model, cfg.adapter)
+        self.source = resolve_source(model_cfg.name_or_path, model_cfg.adapter)
         t0 = time.time()
         if tokenizer is None:
-            tokenizer = load_tokenizer(self.source.tokenizer)
+            tokenizer = load_tokenizer(self.source.tokenizer, model_cfg.revision, model_cfg.trust_remote_code)
         ensure_pad_token(tokenizer)
         tokenizer.padding_side = "left"  # decoder-only batches: new tokens must follow each prompt directly
         self.tokenizer = tokenizer
         if cfg.attn_implementation == "sdpa_gqa":
-            from pipeline.attention import register
+            from pipeline.inference.attention import register
 
             register()
         if model is None:
             model = AutoModelForCausalLM.from_pretrained(
                 self.source.base, dtype=self.dtype, attn_implementation=cfg.attn_implementation,
+                revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
             ).to(self.device)
             if self.source.adapter:
                 from peft import PeftModel
@@ -154,7 +169,7 @@ class Detector:
 
     def _static_decoder(self):
         """The static-cache decode loop when engine.decoder allows it and the model supports it, else None."""
-        from pipeline.decoder import StaticDecoder, unsupported_reason
+        from pipeline.inference.decoder import StaticDecoder, unsupported_reason
 
         if self.cfg.decoder == "generate":
             return None
@@ -178,12 +193,13 @@ class Detector:
         eos = getattr(gen, "eos_token_id", None)
         return [e for e in (eos if isinstance(eos, list) else [eos]) if e is not None]
 
-    # -- batching ---------------------------------------------------------------------------------
+    # -- prompts ----------------------------------------------------------------------------------
     def encode_prompts(self, communications: list[str]) -> list[list[int]]:
-        """Token ids of each communication's prompt (the template supplies BOS; control-token text in a
-        communication stays ordinary text)."""
+        """Token ids of each communication's prompt, the one tokenisation every other method reuses (the
+        template supplies BOS; control-token text in a communication stays ordinary text)."""
         return self.formatter.prompt_ids(communications)
 
+    # -- batching ---------------------------------------------------------------------------------
     def _batches(self, lengths: list[int], extra: int) -> list[list[int]]:
         """Indices grouped by prompt length (longest first), capped by batch size and padded tokens."""
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -213,11 +229,10 @@ class Detector:
         return ids.to(self.device), mask.to(self.device)
 
     # -- generation -------------------------------------------------------------------------------
-    def generate(self, communications: list[str], progress: bool = False) -> list[Generation]:
-        """Greedy answers for `communications`, in input order."""
+    def generate(self, prompts: list[list[int]], progress: bool = False) -> list[Generation]:
+        """Greedy answers for encoded `prompts` (from `encode_prompts`), in input order."""
         from tqdm.auto import tqdm
 
-        prompts = self.encode_prompts(communications)
         results: list[Generation | None] = [None] * len(prompts)
         batches = self._batches([len(p) for p in prompts], self.cfg.max_new_tokens)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
@@ -253,16 +268,12 @@ class Detector:
         return out[:, ids.shape[1]:].tolist()
 
     # -- verdict probability ---------------------------------------------------------------------
-    def verdict_probability(self, communications: list[str], progress: bool = False) -> np.ndarray:
-        """P(NON_COMPLIANT) per communication from one forward pass each (batched), shape (n,).
-
-        Also sets `self.last_format_mass`: the probability the model puts on either verdict token at
-        all (low values mean the model would not answer in the trained format).
-        """
+    def score(self, prompts: list[list[int]], progress: bool = False) -> Scores:
+        """P(NON_COMPLIANT) and the format mass of each encoded prompt, from one forward pass each (batched)."""
         import torch
         from tqdm.auto import tqdm
 
-        seqs = [p + self._verdict_prefix for p in self.encode_prompts(communications)]
+        seqs = [p + self._verdict_prefix for p in prompts]
         p_nc = np.zeros(len(seqs))
         mass = np.zeros(len(seqs))
         c_tok, nc_tok = self._decision
@@ -280,5 +291,43 @@ class Detector:
             pair = probs[:, [c_tok, nc_tok]]
             p_nc[batch] = (pair[:, 1] / pair.sum(-1).clamp(min=1e-12)).cpu().numpy()
             mass[batch] = pair.sum(-1).cpu().numpy()
-        self.last_format_mass = mass
-        return p_nc
+        return Scores(p_nc, mass)
+
+    # -- adapters (serving: several LoRA adapters on the one base model) --------------------------------
+    @property
+    def attached_adapters(self) -> list[str]:
+        """Names of the LoRA adapters attached to the base model."""
+        return sorted(getattr(self.model, "peft_config", {}))
+
+    def attach_adapter(self, name: str, folder: str) -> None:
+        """Attach the PEFT adapter in `folder` as `name` (no-op when attached); never merged, so adapters share
+        the base weights. The first one wraps the base model in PEFT, in place for the decode loop too."""
+        from peft import PeftModel
+
+        if isinstance(self.model, PeftModel):
+            if name not in self.model.peft_config:
+                self.model.load_adapter(folder, adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name).eval()
+
+    def detach_adapter(self, name: str) -> bool:
+        """Remove adapter `name` from the base model; False when it was not attached."""
+        if name not in getattr(self.model, "peft_config", {}):
+            return False
+        self.model.delete_adapter(name)
+        return True
+
+    def use_adapter(self, name: str | None, folder: str | None = None):
+        """A context in which the model runs with adapter `name` (None: the bare base). An adapter detached
+        meanwhile is attached again from `folder`. Not thread-safe: callers serialise model work."""
+        from peft import PeftModel
+
+        if name is None:
+            return self.model.disable_adapter() if isinstance(self.model, PeftModel) else contextlib.nullcontext()
+        if name not in getattr(self.model, "peft_config", {}):
+            if folder is None:
+                raise KeyError(f"adapter {name!r} is not attached and no folder was given")
+            log.warning("adapter %s was detached before its batch ran; attaching it again", name)
+            self.attach_adapter(name, folder)
+        self.model.set_adapter(name)
+        return contextlib.nullcontext()

@@ -19,9 +19,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from pipeline.audit_report import audit_blocks
-from pipeline.grounding import ground_evidence
-from pipeline.metrics import POSITIVE, headline
+from pipeline.evaluate.audit_report import audit_blocks
+from pipeline.inference.grounding import ground_evidence
+from pipeline.evaluate.metrics import POSITIVE, headline
 from pipeline.schema import normalize_verdict
 
 EXCERPT_CHARS = 400

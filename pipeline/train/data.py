@@ -52,7 +52,7 @@ def read_manifest(prepared_dir: str) -> dict:
     """The preparation manifest. Raises FileNotFoundError naming data.prepared_dir when it is missing."""
     import pyarrow.fs
 
-    from pipeline.manifest import MANIFEST_NAME
+    from pipeline.artifacts import MANIFEST_NAME
 
     fs, path = _fs_path(f"{prepared_dir.rstrip('/')}/{MANIFEST_NAME}")
     if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
@@ -190,7 +190,7 @@ def pin_run(cfg, content_hash: str, run_dir: str) -> bool:
     every changed setting: resuming checkpoints under other settings would silently mix two runs."""
     import pyarrow.fs
 
-    from pipeline.manifest import write_json
+    from pipeline.artifacts import write_json
 
     fs, path = pyarrow.fs.FileSystem.from_uri(f"{run_dir}/{RUN_FILE}")
     ours = _run_settings(cfg, content_hash)

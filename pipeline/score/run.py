@@ -18,7 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.config import EngineConfig, ScoreConfig, config_to_dict
+from pipeline.config import config_to_dict
+
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
+
+from pipeline.score.config import ScoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +52,19 @@ def archive_rows(batch: pa.Table, text_field: str, id_field: str, max_chars: int
 
 
 def fit_to_context(encode: Callable[[list[str]], list[list[int]]], texts: list[str],
-                   budget: int) -> tuple[list[str], list[bool]]:
-    """Each text cut (at a character) to the longest prefix whose encoded prompt has at most `budget` tokens.
+                   budget: int | None) -> tuple[list[str], list[list[int]], list[bool]]:
+    """Each text cut (at a character) to the longest prefix whose encoded prompt has at most `budget` tokens
+    (None: no limit).
 
     `encode` maps communications to their prompt token ids (the engine's `encode_prompts`), so the template
-    is always whole and only the communication is shortened. Returns the texts and which were cut. Raises
+    is always whole and only the communication is shortened. Returns the texts, their prompt ids (what the
+    engine scores and generates from: a text that fits is encoded once) and which were cut. Raises
     ValueError when even an empty communication's prompt exceeds `budget`.
     """
+    prompts = encode(texts)
     out, cut = list(texts), [False] * len(texts)
-    for i, n in enumerate(len(ids) for ids in encode(texts)):
-        if n <= budget:
+    for i, n in enumerate(len(ids) for ids in prompts):
+        if budget is None or n <= budget:
             continue
         text = texts[i]
         lo, hi = 0, len(text) * budget // n + 1  # token counts grow with the prefix: search the longest fit
@@ -66,10 +73,11 @@ def fit_to_context(encode: Callable[[list[str]], list[list[int]]], texts: list[s
         while hi - lo > 1:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if len(encode([text[:mid]])[0]) <= budget else (lo, mid)
-        if len(encode([text[:lo]])[0]) > budget:
+        fitted = encode([text[:lo]])[0]
+        if len(fitted) > budget:
             raise ValueError(f"the prompt template alone exceeds {budget} tokens")
-        out[i], cut[i] = text[:lo], True
-    return out, cut
+        out[i], prompts[i], cut[i] = text[:lo], fitted, True
+    return out, prompts, cut
 
 
 def prompt_budget(positions: int | None, verdict_prefix_tokens: int, max_new_tokens: int,
@@ -84,12 +92,12 @@ def prompt_budget(positions: int | None, verdict_prefix_tokens: int, max_new_tok
 class ScoreBatch:
     """Ray Data actor: probability for every message, a generated verdict for the flagged ones."""
 
-    def __init__(self, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
-        from pipeline.engine import Detector
-        from pipeline.evaluation import cpu_threads
+    def __init__(self, model: dict, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
+        from pipeline.inference.engine import Detector
+        from pipeline.runtime import cpu_threads
 
         cpu_threads(cpus)
-        self.detector = Detector(EngineConfig.model_validate(engine))
+        self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
         self.threshold, self.explain = threshold, explain
         config = self.detector.model.config
         self.budget = prompt_budget(getattr(config, "max_position_embeddings", None),
@@ -101,24 +109,21 @@ class ScoreBatch:
                              f"{self.detector.cfg.max_new_tokens}; lower engine.max_new_tokens")
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from pipeline.evaluation import predict_row
+        from pipeline.inference.verdicts import read_verdict
 
         out = batch.drop(columns=["text"]).copy()
-        texts = batch["text"].tolist()
-        truncated = [False] * len(texts)
-        if self.budget is not None:
-            texts, truncated = fit_to_context(self.detector.encode_prompts, texts, self.budget)
-            if any(truncated):
-                log.warning("%d message(s) cut to fit the model's context (%d prompt tokens)", sum(truncated),
-                            self.budget)
+        texts, prompts, truncated = fit_to_context(self.detector.encode_prompts, batch["text"].tolist(), self.budget)
+        if any(truncated):
+            log.warning("%d message(s) cut to fit the model's context (%d prompt tokens)", sum(truncated),
+                        self.budget)
         out["truncated"] = truncated
-        out["p_violation"] = self.detector.verdict_probability(texts)
+        out["p_violation"] = self.detector.score(prompts).probability
         out["flagged"] = out["p_violation"] >= self.threshold
         flagged = [i for i, f in enumerate(out["flagged"]) if f]
         rows = [{} for _ in texts]
         if self.explain and flagged:
-            for i, gen in zip(flagged, self.detector.generate([texts[i] for i in flagged])):
-                rows[i] = predict_row(gen, texts[i], 90.0)
+            for i, gen in zip(flagged, self.detector.generate([prompts[i] for i in flagged])):
+                rows[i] = read_verdict(gen, texts[i]).columns()
         explained = pd.DataFrame(rows, index=out.index)
         keep = [c for c in ("pred_json", "pred_verdict", "pred_topic", "pred_severity", "pred_rule", "evidence",
                             "parse_status", "grounded_rate", "new_tokens") if c in explained]
@@ -140,12 +145,9 @@ def run_scoring(cfg: ScoreConfig) -> dict:
 def _score_into(cfg: ScoreConfig, out: Path) -> dict:
     import ray.data
 
-    from pipeline.manifest import write_json
-    from pipeline.prepare import check_inputs
-    from pipeline.reader import JsonLinesSource
-    from pipeline.runtime import provenance
-
-    from pipeline.evaluation import check_actor_resources
+    from pipeline.artifacts import provenance, write_json
+    from pipeline.reader import JsonLinesSource, check_inputs
+    from pipeline.runtime import check_actor_resources
 
     t0 = time.time()
     check_inputs(cfg.paths)
@@ -163,7 +165,8 @@ def _score_into(cfg: ScoreConfig, out: Path) -> dict:
     # An empty selection comes back without columns: give it the archive's, so "no rejects" summarises.
     rejects = rows.filter(expr="reason != ''").to_pandas().reindex(columns=ARCHIVE_SCHEMA.names)
     scored = rows.filter(expr="reason == ''").drop_columns(["reason"]).map_batches(
-        ScoreBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), threshold=cfg.threshold,
+        ScoreBatch, fn_constructor_kwargs=dict(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(),
+                                               threshold=cfg.threshold,
                                                explain=cfg.explain, cpus=cfg.cpus_per_actor),
         batch_format="pandas", batch_size=max(cfg.engine.batch_size, 8),
         compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,

@@ -15,8 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import EngineConfig, EvaluateConfig, config_to_dict
-from pipeline.metrics import NOT_GENERATED
+from pipeline.config import config_to_dict
+
+from pipeline.evaluate.config import EvaluateConfig
+
+from pipeline.inference.config import DetectorModelConfig, EngineConfig
+from pipeline.evaluate.metrics import NOT_GENERATED
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +32,28 @@ INPUT_COLUMNS = ["id", "scenario", "format", "source", *GOLD]
 class PredictBatch:
     """Ray Data actor: communications -> parsed, grounded predictions (and the verdict probability)."""
 
-    def __init__(self, engine: dict, generate: bool, probability: bool, grounding_threshold: float,
+    def __init__(self, model: dict, engine: dict, generate: bool, probability: bool, grounding_threshold: float,
                  cpus: float = 1.0, threshold: float = 0.5):
-        from pipeline.engine import Detector
+        from pipeline.inference.engine import Detector
+        from pipeline.runtime import cpu_threads
 
         cpu_threads(cpus)
-        self.detector = Detector(EngineConfig.model_validate(engine))
+        self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
         self.generate, self.probability = generate, probability
         self.grounding_threshold, self.threshold = grounding_threshold, threshold
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from pipeline.inference.verdicts import read_verdict
+
         texts = batch["scenario"].tolist()
+        prompts = self.detector.encode_prompts(texts)  # once: scoring and generation reuse the ids
         out = batch.rename(columns=GOLD).copy()
         t0 = time.time()
-        out["p_violation"] = self.detector.verdict_probability(texts) if self.probability else np.nan
+        out["p_violation"] = self.detector.score(prompts).probability if self.probability else np.nan
         out["score_seconds"] = (time.time() - t0) / max(len(texts), 1)
         if self.generate:
-            rows = [predict_row(g, text, self.grounding_threshold)
-                    for g, text in zip(self.detector.generate(texts), texts)]
+            rows = [read_verdict(g, text, self.grounding_threshold).columns()
+                    for g, text in zip(self.detector.generate(prompts), texts)]
             out = pd.concat([out.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
         else:  # triage only: the verdict is the probability at the threshold; nothing else is predicted
             out["pred_verdict"] = np.where(out["p_violation"] >= self.threshold, "NON_COMPLIANT", "COMPLIANT")
@@ -56,29 +64,6 @@ class PredictBatch:
         return out
 
 
-def predict_row(gen, communication: str, grounding_threshold: float) -> dict:
-    """One generation -> prediction columns (parse status, fields, grounding, cost)."""
-    from pipeline.grounding import ground_evidence, grounding_summary
-    from pipeline.parsing import parse_verdict
-
-    parsed = parse_verdict(gen.text)
-    verdict = parsed.verdict or {}
-    quotes = verdict.get("evidence_list") or []
-    grounding = ground_evidence(quotes, communication, grounding_threshold)
-    summary = grounding_summary(grounding)
-    return {
-        "raw_output": gen.text, "parse_status": parsed.status, "parse_error": parsed.error,
-        "pred_verdict": verdict.get("final_verdict"), "pred_topic": verdict.get("compliance_topic"),
-        "pred_severity": verdict.get("severity"), "pred_rule": verdict.get("rule_violated"),
-        "pred_json": json.dumps(verdict, ensure_ascii=False) if parsed.verdict else None,
-        "evidence": json.dumps([{"quote": g.quote, "grounded": g.grounded, "score": round(g.score, 1)}
-                                for g in grounding], ensure_ascii=False),
-        "n_quotes": summary["n"], "grounded_rate": summary["rate"] if summary["n"] else np.nan,
-        "prompt_tokens": gen.prompt_tokens, "new_tokens": gen.new_tokens, "finished": gen.finished,
-        "latency_s": gen.seconds,
-    }
-
-
 def read_inputs(cfg: EvaluateConfig):
     """The examples to evaluate as a Ray Dataset with INPUT_COLUMNS (prepared split or raw JSONL)."""
     import ray.data
@@ -86,7 +71,7 @@ def read_inputs(cfg: EvaluateConfig):
     from pipeline.outputs import absolute, is_uri
 
     if cfg.data.paths:
-        from pipeline.data import file_labels, parse_lines
+        from pipeline.prepare.records import file_labels, parse_lines
         from pipeline.reader import JsonLinesSource
 
         source = JsonLinesSource([absolute(p) for p in cfg.data.paths], max_line_bytes=2_000_000)
@@ -106,28 +91,6 @@ def read_inputs(cfg: EvaluateConfig):
     return ds
 
 
-def check_actor_resources(actors: int, cpus_per_actor: float, keep_free: float) -> None:
-    """Engine actors must leave `keep_free` CPUs for Ray Data's readers (a read task takes a whole
-    CPU), or the job waits forever. Raises ValueError naming the keys."""
-    import ray
-
-    total = ray.cluster_resources().get("CPU", 0)
-    if actors * cpus_per_actor > total - keep_free:
-        raise ValueError(
-            f"actors={actors} x cpus_per_actor={cpus_per_actor:g} needs more than the {total - keep_free:g} CPU(s) "
-            f"this {total:g}-CPU cluster can give engine actors; lower actors or cpus_per_actor"
-        )
-
-
-def cpu_threads(cpus: float) -> None:
-    """Ray sets OMP threads to the integer CPU share; use every (fractional) CPU the actor was given."""
-    import math
-
-    import torch
-
-    torch.set_num_threads(max(1, math.ceil(cpus)))
-
-
 def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Predict every example, write predictions/metrics/report into a staging folder that replaces
     `output_dir` when the run succeeds (a failed run leaves the previous one as it was); return the metrics.
@@ -135,6 +98,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     Raises FileNotFoundError when the input split is missing.
     """
     from pipeline.outputs import staged_output
+    from pipeline.runtime import check_actor_resources
 
     t0 = time.time()
     check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=0)
@@ -145,22 +109,22 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
 def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
     import ray.data
 
-    from pipeline.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
-    from pipeline.manifest import write_json
-    from pipeline.metrics import compute_metrics
-    from pipeline.report import write_report
-    from pipeline.runtime import provenance
+    from pipeline.evaluate.audit_report import evaluation_audits, fit_run_calibration, split_manipulated
+    from pipeline.artifacts import provenance, write_json
+    from pipeline.evaluate.metrics import compute_metrics
+    from pipeline.evaluate.report import write_report
 
     # An evaluation set is small: read it whole first, so engine actors may take every CPU.
     ds = read_inputs(cfg).materialize()
-    if cfg.manipulation_examples:  # violations again, with manipulation injected (pipeline/audits.py)
-        from pipeline.audits import injected_examples
+    if cfg.manipulation_examples:  # violations again, with manipulation injected (pipeline/evaluate/audits.py)
+        from pipeline.evaluate.audits import injected_examples
 
         inputs = ds.to_pandas()
         ds = ray.data.from_pandas(pd.concat(
             [inputs, injected_examples(inputs, cfg.data.seed, cfg.manipulation_examples)], ignore_index=True))
     predictions = ds.map_batches(
-        PredictBatch, fn_constructor_kwargs=dict(engine=cfg.engine.model_dump(), generate=cfg.generate,
+        PredictBatch, fn_constructor_kwargs=dict(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(),
+                                                 generate=cfg.generate,
                                                  probability=cfg.probability,
                                                  grounding_threshold=cfg.grounding_threshold,
                                                  cpus=cfg.cpus_per_actor, threshold=cfg.threshold),
@@ -174,7 +138,7 @@ def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
         manipulated.to_parquet(out / "manipulated.parquet", index=False)
     metrics = compute_metrics(pred, threshold=cfg.threshold)
     prepared = None if cfg.data.paths else cfg.data.prepared_dir
-    metrics["audits"] = evaluation_audits(pred, cfg.engine.adapter or cfg.engine.model, prepared,
+    metrics["audits"] = evaluation_audits(pred, cfg.model.adapter or cfg.model.name_or_path, prepared,
                                           prepared and cfg.data.split, cfg.threshold, manipulated)
     if prepared and cfg.data.split == "validation" and cfg.probability:
         fitted = fit_run_calibration(pred, out, f"{prepared}/split=validation")
@@ -190,7 +154,7 @@ def _evaluate_into(cfg: EvaluateConfig, out: Path, t0: float) -> dict:
     write_json(str(out / "metrics.json"), metrics)
     write_report(pred, metrics, out, run_title(cfg, metrics), dict(zip(pred["id"], pred["scenario"])))
     if cfg.compare_to:
-        from pipeline.report import write_comparison
+        from pipeline.evaluate.report import write_comparison
 
         write_comparison(comparison_runs(cfg, metrics), out / "comparison")
     return metrics
@@ -207,7 +171,7 @@ def comparison_runs(cfg: EvaluateConfig, metrics: dict) -> list[tuple[str, dict]
 
 
 def _manifest_hash(cfg: EvaluateConfig) -> str | None:
-    from pipeline.manifest import MANIFEST_NAME
+    from pipeline.artifacts import MANIFEST_NAME
 
     path = Path(cfg.data.prepared_dir or "") / MANIFEST_NAME
     if cfg.data.paths or not path.is_file():

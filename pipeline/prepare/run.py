@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.audits import shortcut_audit_from_prepared
-from pipeline.config import PrepareConfig, config_to_dict
-from pipeline.data import CODES, SplitPlan, file_labels, format_records, parse_lines, stamp_split
+from pipeline.config import config_to_dict
+from pipeline.prepare.config import PrepareConfig
+from pipeline.prepare.records import CODES, SplitPlan, file_labels, format_records, parse_lines, stamp_split
 from pipeline.formatting import SYSTEM_PROMPT, resolve_system_role
-from pipeline.manifest import MANIFEST_NAME, REJECTS_NAME, build_manifest, write_json, write_rejects
+from pipeline.artifacts import MANIFEST_NAME, write_json
+from pipeline.prepare.manifest import REJECTS_NAME, build_manifest, write_rejects
 from pipeline.outputs import absolute, remove_tree, staged_output
-from pipeline.reader import JsonLinesSource, broken_links, file_event_table
-from pipeline.splitting import UnionFind, assign_splits
+from pipeline.reader import JsonLinesSource, broken_links, check_inputs, file_event_table
+from pipeline.shortcut_audit import shortcut_audit_from_prepared
+from pipeline.prepare.splitting import UnionFind, assign_splits
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +88,14 @@ def plan_splits(keys: pd.DataFrame, cfg: PrepareConfig) -> tuple[SplitPlan, pd.D
     return plan, keys
 
 
-def check_inputs(paths: list[str]) -> None:
-    """Fail fast, naming every local input that matches nothing (cloud URIs are checked by Ray's listing)."""
-    missing = [p for p in paths if "://" not in p and not (glob.glob(p) if glob.has_magic(p) else os.path.exists(p))]
-    if missing:
-        raise FileNotFoundError(f"data.paths: nothing found at {', '.join(missing)} "
-                                "(files, folders, globs, .gz and cloud URIs are accepted)")
-
-
 def run_prepare(cfg: PrepareConfig) -> PrepareResult:
     """Run both passes; write ``<output_dir>/split={train,validation,test,rejected}/`` Parquet (Hive
     partitions, which Ray Data, pyarrow, datasets and Spark read natively, the folder as a whole too),
     ``_rejects.jsonl`` and ``_manifest.json``. The output is built in a staging folder and replaces the
     previous one only on success. Relative input and output paths are resolved on the driver, so Ray
     workers in other directories (``ray.address`` set) read and write the same files.
-    Raises FileNotFoundError for inputs that match no file."""
+    Raises FileNotFoundError for inputs that match no file, ValueError when the model's tokenizer has no chat
+    template or format.system_role=system meets a template that drops the system message."""
     import ray
     import ray.data
 

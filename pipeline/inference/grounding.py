@@ -14,7 +14,7 @@ from rapidfuzz import fuzz
 
 from pipeline.schema import collapse_ws
 
-DEFAULT_THRESHOLD = 90.0
+DEFAULT_THRESHOLD = 90.0  # the one home of the grounding threshold: every config's default
 # partial_ratio aligns the quote with its best window: against 3,000 characters almost any short
 # phrase finds a near-match, so quotes shorter than this must occur exactly to count.
 MIN_FUZZY_CHARS = 12

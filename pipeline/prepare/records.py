@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from pipeline.config import PrepareConfig
+from pipeline.prepare.config import PrepareConfig
 from pipeline.formatting import ChatFormatter, answer_json
 from pipeline.reader import JsonLinesSource
 from pipeline.schema import collapse_ws
-from pipeline.validation import RECORD_COLUMNS, parse_line, reject_row
+from pipeline.prepare.validation import RECORD_COLUMNS, parse_line, reject_row
 
 log = logging.getLogger(__name__)
 

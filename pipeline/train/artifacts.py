@@ -17,10 +17,17 @@ import shutil
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from transformers import TrainerCallback
 
-from pipeline.config import TrainConfig, config_to_dict
+from pipeline.config import config_to_dict
+
+from pipeline.train.config import TrainConfig
 from pipeline.models import load_tokenizer, resolve_model_path
+
+if TYPE_CHECKING:
+    from pipeline.train.run import TrainPlan
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +94,8 @@ class ReportToRay(TrainerCallback):
     is a barrier, so every rank has finished writing its files before the upload starts.
     """
 
-    def __init__(self, payload: dict):
-        self.provenance = {"config": payload["config"], "data": payload["data"]}
+    def __init__(self, cfg: TrainConfig, data: dict):
+        self.provenance = {"config": config_to_dict(cfg), "data": data}
 
     def on_save(self, args, state, control, **kwargs):
         import ray.train
@@ -194,22 +201,23 @@ def publish(stage: Path, output_dir: str) -> None:
             shutil.copytree(stage, target, dirs_exist_ok=True)
 
 
-def write_artifacts(trainer, cfg: TrainConfig, payload: dict, resumed_from: int | None,
-                    seconds: float, local_dir: Path, rank: int, precision_reason: str = "") -> dict:
+def write_artifacts(trainer, cfg: TrainConfig, plan: TrainPlan, resumed_from: int | None, seconds: float,
+                    rank: int, precision_reason: str = "", tensorboard_dir: Path | None = None) -> dict:
     """Save the trained model on every rank (ZeRO-3 gathers shards), then on rank 0 write the rest
     and publish the folder to ``output_dir``. `cfg` is the worker's resolved config (precision 'auto'
-    replaced by what it chose; `precision_reason` says why). Returns the metrics."""
-    stage = local_dir / "artifact"
+    replaced by what it chose; `precision_reason` says why). `tensorboard_dir`: rank 0's local TensorBoard
+    logs, copied into the run folder when that is a cloud URI. Returns the metrics."""
+    stage = Path(plan.local_dir) / "artifact"
     if rank == 0 and stage.exists():
         shutil.rmtree(stage)
     trainer.save_model(str(stage))  # adapter (or full model) + tokenizer, written by rank 0
-    metrics = summarize(trainer.state, trainer.throughput, cfg, payload["data"], resumed_from, seconds)
+    metrics = summarize(trainer.state, trainer.throughput, cfg, plan.data, resumed_from, seconds)
     if rank != 0:
         return metrics
     (stage / "training_args.bin").unlink(missing_ok=True)  # a pickle of HF args; training_config.json says it all
-    config = {"created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **payload["provenance"],
-              "config": config_to_dict(cfg), "precision_reason": precision_reason, "data": payload["data"],
-              "run_dir": payload["run_dir"]}
+    config = {"created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **plan.provenance,
+              "config": config_to_dict(cfg), "precision_reason": precision_reason, "data": plan.data,
+              "run_dir": plan.run_dir}
     (stage / "training_config.json").write_text(json.dumps(config, indent=2, default=str))
     (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_losses(metrics, stage / "loss_curve.png")
@@ -217,33 +225,37 @@ def write_artifacts(trainer, cfg: TrainConfig, payload: dict, resumed_from: int 
         log.info("merging the adapter into the unquantised base")
         merge_adapter(cfg, stage, stage / "merged")
     publish(stage, cfg.output_dir)
-    tb = os.environ.get("TENSORBOARD_LOGGING_DIR")
-    if tb and "://" in payload["run_dir"] and Path(tb).is_dir():
+    if tensorboard_dir is not None and "://" in plan.run_dir and tensorboard_dir.is_dir():
         import pyarrow.fs
 
         # Merged into the run's logs, not swapped: earlier attempts' event files stay beside this one's.
-        pyarrow.fs.copy_files(tb, f"{payload['run_dir']}/tensorboard")
+        pyarrow.fs.copy_files(str(tensorboard_dir), f"{plan.run_dir}/tensorboard")
     log.info("artifact written to %s: %d steps, eval_loss %s -> %s, %.1f tokens/s", cfg.output_dir,
              metrics["global_step"], metrics["eval_loss_first"], metrics["eval_loss_last"],
              metrics["tokens_per_second"])
     return metrics
 
 
-def reporting_targets(cfg: TrainConfig, run_dir: str, local_dir: Path) -> list[str]:
-    """Where rank 0 logs: TensorBoard under the run folder (written locally first when storage is a
-    cloud URI), MLflow when a tracking URI is set. Raises RuntimeError when mlflow is missing."""
-    report_to = []
+def reporting(cfg: TrainConfig, run_dir: str, local_dir: Path) -> tuple[list[str], Path | None, list]:
+    """Where rank 0 logs: (HF `report_to` names, the TensorBoard folder or None, logger callbacks).
+
+    TensorBoard goes under the run folder (written locally first when storage is a cloud URI), through a
+    callback given that folder; MLflow when a tracking URI is set. Raises RuntimeError when mlflow is missing.
+    """
+    report_to, tensorboard_dir, callbacks = [], None, []
     if cfg.train.tensorboard:
-        tb = f"{run_dir}/tensorboard" if "://" not in run_dir else str(local_dir / "tensorboard")
-        os.environ["TENSORBOARD_LOGGING_DIR"] = tb
-        report_to.append("tensorboard")
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        tensorboard_dir = Path(f"{run_dir}/tensorboard" if "://" not in run_dir else local_dir / "tensorboard")
+        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(tensorboard_dir))))
     if cfg.train.mlflow_tracking_uri:
         import importlib.util
 
         if importlib.util.find_spec("mlflow") is None:
             raise RuntimeError("train.mlflow_tracking_uri is set but mlflow is not installed on the workers: "
                                "pip install mlflow, or set train.mlflow_tracking_uri=null")
-        os.environ["MLFLOW_TRACKING_URI"] = cfg.train.mlflow_tracking_uri
+        os.environ["MLFLOW_TRACKING_URI"] = cfg.train.mlflow_tracking_uri  # read by mlflow itself
         os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "complyray")
         report_to.append("mlflow")
-    return report_to
+    return report_to, tensorboard_dir, callbacks

@@ -1,10 +1,10 @@
 """The audits of one evaluation run, as a JSON block for metrics.json and as report sections.
 
-`evaluation_audits` gathers what `pipeline.audits` and `pipeline.calibration` compute from a run's
+`evaluation_audits` gathers what `pipeline.evaluate.audits` and `pipeline.evaluate.calibration` compute from a run's
 predictions: pair consistency, the calibration audit (with the model folder's ``calibration.json``
 applied when there is one), the bag-of-words shortcut baseline (trained on the prepared train split
 the run or the model's training names) and the manipulation flip rate. `audit_blocks` renders them as
-the report's blocks (the block tuples of `pipeline.report`).
+the report's blocks (the block tuples of `pipeline.evaluate.report`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.audits import MANIPULATED_SUFFIX, flip_rate, pair_consistency, shortcut_audit_from_prepared
-from pipeline.calibration import calibration_block, fit_calibration, load_calibration
+from pipeline.evaluate.audits import MANIPULATED_SUFFIX, flip_rate, pair_consistency
+from pipeline.shortcut_audit import shortcut_audit_from_prepared
+from pipeline.evaluate.calibration import calibration_block, fit_calibration, load_calibration
 from pipeline.schema import normalize_verdict
 
 log = logging.getLogger(__name__)

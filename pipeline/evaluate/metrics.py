@@ -25,7 +25,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from pipeline.parsing import VALID_STATUSES
+from pipeline.inference.parsing import VALID_STATUSES
 
 NOT_GENERATED = "not_generated"  # parse_status of probability-only predictions
 from pipeline.schema import (

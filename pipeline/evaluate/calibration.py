@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.metrics import precision_at_prevalence
+from pipeline.evaluate.metrics import precision_at_prevalence
 
 log = logging.getLogger(__name__)
 

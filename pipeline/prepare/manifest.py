@@ -8,39 +8,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 
 import numpy as np
 import pandas as pd
 
-from pipeline.runtime import provenance
-from pipeline.validation import REASONS
+from pipeline.artifacts import open_output, provenance
+from pipeline.prepare.validation import REASONS
 
 FILE_LEVEL = ("empty_file", "unreadable_file", "dangling_symlink")
 SPLITS = ("train", "validation", "test")
-# Beside the split=* partitions: the leading '_' makes pyarrow, Ray Data and Spark skip them, so the
-# prepared folder reads directly as one Parquet dataset.
-MANIFEST_NAME = "_manifest.json"
+# Beside the split=* partitions and MANIFEST_NAME (pipeline/artifacts.py): skipped by Parquet readers too.
 REJECTS_NAME = "_rejects.jsonl"
-
-
-def _open_out(path: str):
-    import pyarrow.fs
-
-    fs, p = pyarrow.fs.FileSystem.from_uri(path if "://" in path else os.path.abspath(path))
-    return fs.open_output_stream(p)
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Write JSON to a local path or a cloud URI."""
-    with _open_out(path) as f:
-        f.write(json.dumps(payload, indent=2, default=str).encode())
 
 
 def write_rejects(keys: pd.DataFrame, path: str) -> int:
     """One JSON line per rejected record or file event: file, line, id, version, reason, detail."""
     rejected = keys[keys["status"] == "rejected"].sort_values(["file", "line", "version"])
-    with _open_out(path) as f:
+    with open_output(path) as f:
         for row in rejected[["file", "line", "id", "version", "reason", "detail"]].itertuples(index=False):
             f.write((json.dumps(row._asdict(), ensure_ascii=False) + "\n").encode())
     return len(rejected)

@@ -1,0 +1,58 @@
+"""Config of inference (evaluation, scoring and serving share it): which detector to load (`DetectorModelConfig`,
+the job's `model` section) and how the engine runs it (`EngineConfig`, the `engine` section)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipeline.config import ModelConfig, Strict
+
+
+class DetectorModelConfig(ModelConfig):
+    """The detector's weights: the shared `model` section, plus an adapter applied to a base."""
+
+    name_or_path: str = Field(
+        "embedded", description="A training artifact folder (LoRA adapter + training_config.json), a merged "
+        "model folder, a hub id such as mistralai/Mistral-7B-Instruct-v0.3, or 'embedded'.",
+    )
+    adapter: str | None = Field(
+        None, description="A PEFT adapter folder applied to `name_or_path` (when `name_or_path` is a base).")
+
+
+class EngineConfig(Strict):
+    """How the inference engine runs a detector: device, precision, attention, batching, decoding."""
+
+    merge_adapter: bool = Field(True, description="Merge model.adapter into the weights (faster; one adapter only).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else CPU.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto: bfloat16 on GPU; on CPU bfloat16 only where the CPU computes it natively "
+        "(AVX512-BF16/AMX, or a start-up probe measures it faster), else float32."
+    )
+    attn_implementation: Literal["sdpa_gqa", "sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa_gqa", description="Attention kernel; sdpa_gqa = SDPA, with grouped-query decode steps that read the "
+        "KV cache once instead of repeating it per query group (pipeline/inference/attention.py).",
+    )
+    max_new_tokens: int = Field(512, ge=16, le=8192, description="Answer budget; answers that hit it are flagged.")
+    batch_size: int = Field(32, ge=1, description="Most sequences per forward/generate call.")
+    max_batch_tokens: int | None = Field(
+        None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
+    )
+    decoder: Literal["auto", "static", "generate"] = Field(
+        "auto", description="Generation loop. static: complyray's loop over a preallocated KV cache, its decode "
+        "step replayed as a CUDA graph on GPU (pipeline/inference/decoder.py; Llama/Mistral models); generate: transformers' "
+        "generate. auto: static where the model supports it, else generate (logged).",
+    )
+    cache_implementation: Literal["dynamic", "static"] | None = Field(
+        None, description="decoder=generate only. KV cache for generate: null = the model's default (dynamic); "
+        "static preallocates it (no per-step copies) and allows compiled decoding."
+    )
+    prefill_chunk_size: int | None = Field(
+        None, ge=64, description="decoder=generate only. Prefill prompts this many tokens at a time: bounds "
+        "activation memory so larger batches fit (GPU). null: whole prompts at once.",
+    )
+    compile: bool = Field(
+        False, description="decoder=generate only. Let generate torch.compile the decode step (static cache; GPU).")
+
+

@@ -1,0 +1,1 @@
+"""Prepare stage: raw JSON Lines -> validated, deduplicated, formatted and split Parquet + manifest (jobs/prepare.py)."""

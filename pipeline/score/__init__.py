@@ -1,0 +1,1 @@
+"""Score stage: triage an archive of communications, explain the flagged ones (jobs/score.py)."""

@@ -1,0 +1,63 @@
+"""Test and benchmark fixtures: the real Mistral v3 tokenizer built offline, and tiny (or 7B-shaped) random
+Mistral models written to a folder like a hub checkpoint. Not used by the pipeline itself."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from pipeline.models import ensure_pad_token
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def mistral_v3_tokenizer():
+    """Mistral-7B-Instruct-v0.3's tokenizer rebuilt offline from the v3 model file in ``mistral-common``.
+
+    Token ids match mistral-common's own encoding; the chat template is the one the hub ships.
+    Pad is ``<unk>`` (id 0), never EOS.
+    """
+    import mistral_common
+    from transformers import LlamaTokenizer
+
+    source = Path(mistral_common.__file__).parent / "data" / "mistral_instruct_tokenizer_240323.model.v3"
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(source, Path(tmp) / "tokenizer.model")
+        tokenizer = LlamaTokenizer.from_pretrained(tmp, legacy=False)
+    tokenizer.chat_template = (TEMPLATES / "mistral_v3.jinja").read_text()
+    tokenizer.model_max_length = 32768
+    ensure_pad_token(tokenizer)
+    return tokenizer
+
+
+MISTRAL_7B = dict(
+    vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+    num_key_value_heads=8, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-5, sliding_window=None,
+)
+TINY_MISTRAL = dict(
+    vocab_size=32768, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, max_position_embeddings=4096, rope_theta=1e6, rms_norm_eps=1e-5, sliding_window=None,
+)
+
+
+def save_random_mistral(out_dir: str | Path, preset: str = "tiny", dtype: str = "float32", seed: int = 0) -> Path:
+    """Write a randomly initialised MistralForCausalLM (``tiny`` or the real ``7b`` shape) with the
+    real v3 tokenizer to `out_dir`, loadable like a hub checkpoint. For tests and speed benchmarks:
+    speed does not depend on the weights' values, and no hub is reachable there.
+    """
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    shapes = {"tiny": TINY_MISTRAL, "7b": MISTRAL_7B}[preset]
+    tokenizer = mistral_v3_tokenizer()
+    config = MistralConfig(**shapes, bos_token_id=1, eos_token_id=2, pad_token_id=tokenizer.pad_token_id,
+                           tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    with torch.device("cuda" if preset == "7b" and torch.cuda.is_available() else "cpu"):
+        model = MistralForCausalLM(config).to(getattr(torch, dtype))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
