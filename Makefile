@@ -31,8 +31,9 @@ $(STAMP): pyproject.toml
 
 # The whole pipeline on the bundled sample with the embedded model, on this machine's CPU:
 # prepare -> fine-tune (LoRA) -> evaluate base and fine-tuned on the test split (side by side) -> serve.
-# `make demo` trains the recipe that learns the verdict (3 epochs, ~57 min on 2 cores); `make demo-quick`
-# trains 96 steps (~14 min): enough for the answer's form (JSON), not for the verdict.
+# `make demo` trains 3 epochs (180 steps of 8: ~4 h on a 2-core AVX2 CPU in fp32, about half with native
+# bf16); `make demo-quick` trains 96 steps of 4 (~1 h there): enough for the answer's form (JSON). On the
+# cue-free sample neither learns the verdict yet (README: "What the embedded 135M model learns").
 DEMO_ADAPTER := runs/adapters/smollm2-sample-lora
 DEMO_TRAIN ?=
 demo: setup
