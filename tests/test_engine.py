@@ -144,3 +144,48 @@ def test_artifact_source_reads_the_recorded_config_and_prompt_format(tiny_mistra
     assert (src.base, src.adapter, src.version) == (str(tiny_mistral), str(art), "run-7")
     assert (src.system_prompt, src.system_role) == ("Audit this.", "user")
     assert src.tokenizer == str(tiny_mistral)  # no tokenizer saved in the artifact: the base's
+
+
+def test_calibration_is_applied_per_model_folder_and_adapter(tiny_mistral, tmp_path):
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.evaluate.calibration import Calibration
+
+    def scale(t, b=0.0):
+        return Calibration(method="platt", temperature=t, bias=b, n_fit=10, nll_before=1, nll_after=1,
+                           ece_before=0.2, ece_after=0.1)
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_mistral, base)
+    scale(2.0).save(base)
+    adapter = tmp_path / "adapter"
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base)), LoraConfig(r=2, target_modules=["q_proj"]))
+    lora.save_pretrained(str(adapter))
+    scale(0.5, 1.0).save(adapter)
+    prompts = None
+
+    def check(detector, expected):
+        scores = detector.score(prompts)
+        raw = scores.raw_probability
+        want = raw if expected is None else expected.apply(raw)
+        np.testing.assert_allclose(scores.probability, want, atol=1e-12)
+        return raw
+
+    engine = EngineConfig(dtype="float32", decoder="generate")
+    detector = Detector(DetectorModelConfig(name_or_path=str(base)), engine)
+    prompts = detector.encode_prompts(TEXTS)
+    assert detector.info["calibrated"]
+    raw = check(detector, scale(2.0))
+    assert not np.allclose(detector.score(prompts).probability, raw)  # T=2 really moved the scores
+    detector.attach_adapter("a", str(adapter))
+    with detector.use_adapter("a"):
+        check(detector, scale(0.5, 1.0))
+    with detector.use_adapter(None):
+        check(detector, scale(2.0))
+    assert detector.detach_adapter("a") and "a" not in detector._calibrations
+    off = Detector(DetectorModelConfig(name_or_path=str(base)), engine.model_copy(update={"calibrate": False}))
+    assert not off.info["calibrated"]
+    check(off, None)

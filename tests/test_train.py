@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -186,8 +187,24 @@ def test_two_workers_learn_and_write_a_loadable_adapter(baseline, prepared, tiny
     assert m["tokens_per_second"] > 0 and all(e["tokens_per_second"] > 0 for e in m["train_losses"])
     out = Path(result.output_dir)
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
-                 "training_config.json", "metrics.json", "loss_curve.png"):
+                 "training_config.json", "metrics.json", "loss_curve.png", "calibration.json"):
         assert (out / name).is_file(), name
+    # The scale was fitted at the end of training on the whole validation split, with the trained weights:
+    # the engine loading the artifact reproduces the raw scores it was fitted on (same NLL before the scale).
+    from pipeline.evaluate.calibration import _nll, load_calibration, verdict_logit
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
+    from pipeline.train.calibrate import validation_examples
+
+    scale = load_calibration(out)
+    texts, labels = validation_examples(cfg.data.prepared_dir)
+    assert scale.method == "temperature" and scale.n_fit == len(texts) and scale.fitted_on.endswith("split=validation")
+    assert scale.nll_after <= scale.nll_before + 1e-9
+    detector = Detector(DetectorModelConfig(name_or_path=str(out)), EngineConfig(dtype="float32"))
+    scores = detector.score(detector.encode_prompts(texts))
+    assert detector.calibration == scale and detector.info["calibrated"]
+    assert abs(_nll(verdict_logit(scores.raw_probability), np.array(labels, float), 1.0, 0.0) - scale.nll_before) < 1e-3
+    np.testing.assert_allclose(scores.probability, scale.apply(scores.raw_probability), atol=1e-12)
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     written = json.loads((out / "training_config.json").read_text())
     assert written["data"]["content_hash"] == prepared[1]["content_hash"] == m["content_hash"]

@@ -61,7 +61,7 @@ def evaluation_audits(pred: pd.DataFrame, model_dir: str | Path | None, prepared
     """
     gold = (pred["gold_verdict"].map(normalize_verdict) == "NON_COMPLIANT").to_numpy()
     calibration = load_calibration(model_dir) if model_dir and Path(model_dir).is_dir() else None
-    p = pd.to_numeric(pred["p_violation"], errors="coerce").to_numpy(dtype=float)
+    p = raw_probability(pred)
     audits = {"pair_consistency": pair_consistency(pred),
               "calibration": calibration_block(p, gold, calibration, threshold),
               "manipulation": manipulation_audit(pred, manipulated) if manipulated is not None and len(manipulated)
@@ -76,12 +76,19 @@ def evaluation_audits(pred: pd.DataFrame, model_dir: str | Path | None, prepared
     return audits
 
 
+def raw_probability(pred: pd.DataFrame) -> np.ndarray:
+    """The engine's uncalibrated P(NON_COMPLIANT) of each prediction (``p_violation_raw``; older prediction
+    files have only ``p_violation``, which was raw then): calibration is fitted and audited on it."""
+    column = "p_violation_raw" if "p_violation_raw" in pred else "p_violation"
+    return pd.to_numeric(pred[column], errors="coerce").to_numpy(dtype=float)
+
+
 def fit_run_calibration(pred: pd.DataFrame, out_dir: str | Path, fitted_on: str) -> Path | None:
     """Fit a temperature scale on a run's p_violation (a validation-split run) and write
     ``calibration.json`` into `out_dir`; None (logged) when the run lacks probabilities of both verdicts.
     Copy the file into the adapter folder for the engine and later evaluations to use it."""
     gold = (pred["gold_verdict"].map(normalize_verdict) == "NON_COMPLIANT").to_numpy()
-    p = pd.to_numeric(pred["p_violation"], errors="coerce").to_numpy(dtype=float)
+    p = raw_probability(pred)
     scored = ~np.isnan(p)
     if len(np.unique(gold[scored])) < 2:
         log.warning("no calibration fitted: the run has no probabilities for both verdicts")
@@ -141,5 +148,5 @@ def audit_blocks(audits: dict) -> list[tuple]:
     return blocks
 
 
-__all__ = ["audit_blocks", "evaluation_audits", "fit_run_calibration", "manipulation_audit",
+__all__ = ["audit_blocks", "evaluation_audits", "fit_run_calibration", "manipulation_audit", "raw_probability",
            "model_prepared_dir", "split_manipulated"]

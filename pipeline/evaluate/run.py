@@ -49,7 +49,11 @@ class PredictBatch:
         prompts = self.detector.encode_prompts(texts)  # once: scoring and generation reuse the ids
         out = batch.rename(columns=GOLD).copy()
         t0 = time.time()
-        out["p_violation"] = self.detector.score(prompts).probability if self.probability else np.nan
+        if self.probability:
+            scores = self.detector.score(prompts)
+            out["p_violation"], out["p_violation_raw"] = scores.probability, scores.raw_probability
+        else:
+            out["p_violation"] = out["p_violation_raw"] = np.nan
         out["score_seconds"] = (time.time() - t0) / max(len(texts), 1)
         if self.generate:
             rows = [read_verdict(g, text, self.grounding_threshold).columns()

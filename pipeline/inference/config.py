@@ -54,5 +54,9 @@ class EngineConfig(Strict):
     )
     compile: bool = Field(
         False, description="decoder=generate only. Let generate torch.compile the decode step (static cache; GPU).")
+    calibrate: bool = Field(
+        True, description="Apply the model folder's calibration.json (a temperature / Platt scale fitted on the "
+        "validation split at the end of training, or by an evaluation of the validation split) to P(NON_COMPLIANT). "
+        "false: the raw probability. The raw value is always kept beside the calibrated one.")
 
 

@@ -44,11 +44,14 @@ class Generation:
 
 @dataclass(frozen=True)
 class Scores:
-    """One forward pass per prompt: P(NON_COMPLIANT), and the format mass (the probability on either verdict
-    token at all; low values mean the model would not answer in the trained format). Both shape (n,)."""
+    """One forward pass per prompt: P(NON_COMPLIANT) (calibrated when the model has a calibration.json and
+    engine.calibrate is on), the raw P(NON_COMPLIANT) of the two verdict tokens, and the format mass (the
+    probability on either verdict token at all; low values mean the model would not answer in the trained
+    format). All shape (n,)."""
 
     probability: np.ndarray
     format_mass: np.ndarray
+    raw_probability: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,9 @@ class Detector:
         self.formatter = ChatFormatter(tokenizer, self.source.system_prompt, self.source.system_role)
         self.eos_ids = sorted({tokenizer.eos_token_id, *self._extra_eos()})
         self._verdict_prefix, self._decision = self.formatter.verdict_tokens()
+        # The model folder's scale (an adapter's, else a merged model's); per adapter when serving several.
+        self._calibrations = {None: self._load_calibration(self.source.adapter or self.source.base)}
+        self.calibration = self._calibrations[None]
         self.load_seconds = time.time() - t0
         log.info("detector %s on %s/%s loaded in %.1fs", self.source.version, self.device, self.dtype,
                  self.load_seconds)
@@ -181,12 +187,24 @@ class Detector:
             return None
         return StaticDecoder(self.model, graphs=self.device == "cuda")
 
+    def _load_calibration(self, folder: str | None):
+        """`folder`'s calibration.json when engine.calibrate is on and there is one, else None (logged)."""
+        from pipeline.evaluate.calibration import load_calibration
+
+        if not self.cfg.calibrate or not folder or not Path(folder).is_dir():
+            return None
+        scale = load_calibration(folder)
+        if scale is not None:
+            log.info("P(NON_COMPLIANT) calibrated by %s's %s scale (T=%.3f, b=%.3f; fitted on %s)", folder,
+                     scale.method, scale.temperature, scale.bias, scale.fitted_on)
+        return scale
+
     @property
     def info(self) -> dict:
         """Identity of the loaded model, for predictions, audit records and /v1/models."""
         return {"model": self.source.base, "adapter": self.source.adapter, "version": self.source.version,
                 "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
-                "max_new_tokens": self.cfg.max_new_tokens}
+                "max_new_tokens": self.cfg.max_new_tokens, "calibrated": self.calibration is not None}
 
     def _extra_eos(self) -> list[int]:
         gen = getattr(self.model, "generation_config", None)
@@ -291,7 +309,8 @@ class Detector:
             pair = probs[:, [c_tok, nc_tok]]
             p_nc[batch] = (pair[:, 1] / pair.sum(-1).clamp(min=1e-12)).cpu().numpy()
             mass[batch] = pair.sum(-1).cpu().numpy()
-        return Scores(p_nc, mass)
+        calibrated = self.calibration.apply(p_nc) if self.calibration is not None else p_nc
+        return Scores(calibrated, mass, p_nc)
 
     # -- adapters (serving: several LoRA adapters on the one base model) --------------------------------
     @property
@@ -309,12 +328,14 @@ class Detector:
                 self.model.load_adapter(folder, adapter_name=name)
         else:
             self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name).eval()
+        self._calibrations[name] = self._load_calibration(folder)
 
     def detach_adapter(self, name: str) -> bool:
         """Remove adapter `name` from the base model; False when it was not attached."""
         if name not in getattr(self.model, "peft_config", {}):
             return False
         self.model.delete_adapter(name)
+        self._calibrations.pop(name, None)
         return True
 
     def use_adapter(self, name: str | None, folder: str | None = None):
@@ -323,6 +344,7 @@ class Detector:
         from peft import PeftModel
 
         if name is None:
+            self.calibration = self._calibrations[None]
             return self.model.disable_adapter() if isinstance(self.model, PeftModel) else contextlib.nullcontext()
         if name not in getattr(self.model, "peft_config", {}):
             if folder is None:
@@ -330,4 +352,5 @@ class Detector:
             log.warning("adapter %s was detached before its batch ran; attaching it again", name)
             self.attach_adapter(name, folder)
         self.model.set_adapter(name)
+        self.calibration = self._calibrations.get(name)
         return contextlib.nullcontext()

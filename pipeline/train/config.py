@@ -85,6 +85,10 @@ class TrainLoopConfig(Strict):
     full_finetune: bool = Field(False, description="Train every weight instead of a LoRA adapter.")
     merge_adapter: bool = Field(
         False, description="Also write <output_dir>/merged: the adapter merged into the unquantised base, bf16.")
+    calibration: Literal["temperature", "platt", "none"] = Field(
+        "temperature", description="After training, fit this scale for P(NON_COMPLIANT) on the validation split "
+        "(one forward pass per example) and store it as calibration.json in the artifact; the engine applies it. "
+        "platt also fits a bias; none: no scale. Skipped under ZeRO-3 (evaluate the validation split instead).")
     torch_compile: bool = Field(False, description="torch.compile the model (long warm-up; GPU only pays off).")
     tensorboard: bool = Field(True, description="Write TensorBoard logs to <ray.storage_path>/<run_name>/tensorboard.")
     mlflow_tracking_uri: str | None = Field(None, description="Also log to this MLflow server (needs mlflow installed).")
