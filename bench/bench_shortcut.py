@@ -52,7 +52,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=2000, help="freshly generated pairs per generator")
     parser.add_argument("--seed", type=int, default=1000, help="generation seed (not the bundled sample's 7)")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--v1-ref", default="main", help="git ref holding the v1 generator ('' to skip)")
+    parser.add_argument("--v1-ref", default="c88f686^", help="git ref holding the v1 generator ('' to skip)")
     args = parser.parse_args()
     generators = [("v2 (pipeline.synth)", synth)]
     v1 = load_v1(args.v1_ref) if args.v1_ref else None
