@@ -28,7 +28,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 # (share, min chars, max chars): chats and texts, emails, call transcripts.
-LENGTH_MIX = [(0.78, 40, 300), (0.18, 600, 4000), (0.01, 8000, 40000)]
+LENGTH_MIX = [(0.80, 40, 300), (0.19, 600, 4000), (0.01, 8000, 40000)]  # shares sum to 1
 DUPLICATE_SHARE = 0.03  # one email sent to many clients
 PHRASES = ["I guarantee this fund will not lose money.", "Returns are not guaranteed; you could lose capital.",
            "Let's move this to my personal phone.", "Can you confirm the transfer for Friday?",
