@@ -56,54 +56,67 @@ class JsonLinesSource(FileBasedDatasource):
             yield self._table([(path, 0, b"", 0, "unreadable_file", f"{type(f.error).__name__}: {f.error}"[:500])])
             return
         chunks = _gunzip(f) if path.endswith(".gz") else iter(lambda: f.read(CHUNK_BYTES), b"")
-        rows: list[tuple] = []
-        line_no = 0
-        pending = b""  # bytes of the current, unfinished line (bounded by max_line_bytes)
-        pending_len = 0  # its true length, which may exceed what is kept
-        try:
-            for chunk in chunks:
-                start = 0
-                while True:
-                    nl = chunk.find(b"\n", start)
-                    piece = chunk[start:] if nl < 0 else chunk[start:nl]
-                    pending_len += len(piece)
-                    if pending_len <= self.max_line_bytes:
-                        pending += piece
-                    else:
-                        pending = b""
-                    if nl < 0:
-                        break
-                    line_no += 1
-                    rows.append(self._line(path, line_no, pending, pending_len))
-                    pending, pending_len, start = b"", 0, nl + 1
-                    if len(rows) >= ROWS_PER_BLOCK:
-                        yield self._table(rows)
-                        rows = []
-        except (OSError, EOFError, zlib.error, pa.ArrowException) as e:
-            # A stream that ends early or cannot be decoded: keep what was read, name the loss.
-            reason = "truncated_gzip" if isinstance(e, EOFError) else "unreadable_file"
-            rows.append((path, line_no + 1, b"", 0, reason, f"{type(e).__name__}: {e}"[:500]))
-            yield self._table(rows)
-            return
-        if pending_len:  # last line without a trailing newline
-            line_no += 1
-            rows.append(self._line(path, line_no, pending, pending_len))
-        if line_no == 0:
-            rows.append((path, 0, b"", 0, "empty_file", "0 bytes of data"))
-        if rows:
-            yield self._table(rows)
-
-    def _line(self, path: str, line_no: int, raw: bytes, length: int) -> tuple:
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        if length > self.max_line_bytes:
-            return (path, line_no, b"", length, "", "")
-        return (path, line_no, raw, 0, "", "")
+        yield from line_tables(chunks, path, self.max_line_bytes)
 
     @staticmethod
     def _table(rows: list[tuple]) -> pa.Table:
         cols = list(zip(*rows))
         return pa.Table.from_arrays([pa.array(c, type=t.type) for c, t in zip(cols, SCHEMA)], schema=SCHEMA)
+
+
+def line_tables(chunks: Iterator[bytes], path: str, max_line_bytes: int, first_line: int = 0,
+                whole_file: bool = True) -> Iterator[pa.Table]:
+    """Tables in `SCHEMA` of the lines in a stream of byte `chunks` of `path`, numbered from `first_line` + 1.
+
+    Lines over `max_line_bytes` carry only their length (`oversize`); a stream that ends early or cannot be
+    decoded ends with a truncated_gzip / unreadable_file row after the lines read; `whole_file` streams
+    without a line yield one empty_file row (a byte range of a file, `whole_file=False`, yields none).
+    Memory is bounded by the chunk size and ROWS_PER_BLOCK.
+    """
+    rows: list[tuple] = []
+    line_no = first_line
+    pending = b""  # bytes of the current, unfinished line (bounded by max_line_bytes)
+    pending_len = 0  # its true length, which may exceed what is kept
+    try:
+        for chunk in chunks:
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                piece = chunk[start:] if nl < 0 else chunk[start:nl]
+                pending_len += len(piece)
+                if pending_len <= max_line_bytes:
+                    pending += piece
+                else:
+                    pending = b""
+                if nl < 0:
+                    break
+                line_no += 1
+                rows.append(_line_row(path, line_no, pending, pending_len, max_line_bytes))
+                pending, pending_len, start = b"", 0, nl + 1
+                if len(rows) >= ROWS_PER_BLOCK:
+                    yield JsonLinesSource._table(rows)
+                    rows = []
+    except (OSError, EOFError, zlib.error, pa.ArrowException) as e:
+        # A stream that ends early or cannot be decoded: keep what was read, name the loss.
+        reason = "truncated_gzip" if isinstance(e, EOFError) else "unreadable_file"
+        rows.append((path, line_no + 1, b"", 0, reason, f"{type(e).__name__}: {e}"[:500]))
+        yield JsonLinesSource._table(rows)
+        return
+    if pending_len:  # last line without a trailing newline
+        line_no += 1
+        rows.append(_line_row(path, line_no, pending, pending_len, max_line_bytes))
+    if line_no == first_line and whole_file:
+        rows.append((path, 0, b"", 0, "empty_file", "0 bytes of data"))
+    if rows:
+        yield JsonLinesSource._table(rows)
+
+
+def _line_row(path: str, line_no: int, raw: bytes, length: int, max_line_bytes: int) -> tuple:
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if length > max_line_bytes:
+        return (path, line_no, b"", length, "", "")
+    return (path, line_no, raw, 0, "", "")
 
 
 class _Unopened:

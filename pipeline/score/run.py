@@ -1,8 +1,12 @@
-"""Archive scoring as a Ray Data batch job: triage every communication, explain the flagged ones.
+"""Archive scoring as a streaming Ray job: triage every communication, explain the flagged ones.
 
 Each communication gets P(NON_COMPLIANT) from one forward pass (cheap); only those at or above
 the threshold are run through generation for the full verdict with evidence. Lines that cannot be
-read (bad JSON, missing text, too long) are written to rejects, so read = scored + rejected.
+read (bad JSON, missing text, too long) are written to rejects, and identical texts are scored once,
+so read = scored + duplicates + rejected. The flow (`run_scoring`): Ray Data reads the archive's units
+(pipeline/score/units.py), the driver folds duplicates and feeds engine actors (`EngineActor` around
+`ScoreBatch`; pipeline/score/stream.py), and every unit is committed with a marker
+(pipeline/score/ledger.py), so a killed run resumes; pipeline/score/report.py writes the alert queue.
 A message whose prompt would not fit the model's context is cut to fit (the prompt's template kept
 whole) and scored with `truncated=True`: never fed whole, which fails the batch.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,54 +137,127 @@ class ScoreBatch:
         return out
 
 
+class EngineActor:
+    """Ray actor around one `ScoreBatch` (one engine; on its own GPU when gpus_per_actor > 0)."""
+
+    def __init__(self, **kwargs):
+        self.score_batch = ScoreBatch(**kwargs)
+
+    def score(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """ScoreBatch's columns for a batch of distinct texts (`key`, `text`); `key` is passed through."""
+        return self.score_batch(batch)
+
+
 def run_scoring(cfg: ScoreConfig) -> dict:
-    """Score an archive; write scores/ (Parquet), rejects.jsonl and summary.json into a staging folder that
-    replaces output_dir on success (a rerun never appends; a failed run leaves the old output); return the summary."""
-    from pipeline.outputs import absolute, staged_output
+    """Score an archive, streaming, into output_dir committed unit by unit; return the summary.
 
-    cfg = cfg.model_copy(update={"paths": [absolute(p) for p in cfg.paths]})  # workers run elsewhere
-    with staged_output(cfg.output_dir, cfg.output_access) as stage:
-        return _score_into(cfg, Path(stage))
-
-
-def _score_into(cfg: ScoreConfig, out: Path) -> dict:
-    import ray.data
-
-    from pipeline.artifacts import provenance, write_json
-    from pipeline.reader import JsonLinesSource, check_inputs
-    from pipeline.runtime import check_actor_resources
+    Read -> normalise (text key) -> fold duplicates -> triage -> explain -> write, with bounded memory
+    (pipeline/score/stream.py). A rerun with the same config resumes: committed units are skipped and each
+    communication ends with exactly one row (pipeline/score/ledger.py); a rerun with a result-changing
+    config is refused unless `restart`. Writes scores/, flagged/, rejects/ per unit, then rejects.jsonl,
+    alerts.html, alerts.csv and summary.json. Raises FileNotFoundError for inputs that match nothing and
+    ValueError for a refused rerun or too few resources.
+    """
+    from pipeline.outputs import absolute
+    from pipeline.reader import check_inputs
+    from pipeline.score.ledger import Ledger
+    from pipeline.score.units import archive_version, list_inputs, plan_units
 
     t0 = time.time()
+    # Workers run elsewhere: absolute paths.
+    cfg = cfg.model_copy(update={"paths": [absolute(p) for p in cfg.paths], "output_dir": absolute(cfg.output_dir)})
     check_inputs(cfg.paths)
-    check_actor_resources(cfg.actors, cfg.cpus_per_actor, keep_free=1)  # archives stream
-    if all(str(p).endswith(".parquet") or Path(p).is_dir() and any(Path(p).glob("*.parquet")) for p in cfg.paths):
-        ds = ray.data.read_parquet(cfg.paths).map_batches(
-            lambda t: pa.table({"id": t[cfg.id_field].cast(pa.string()), "text": t[cfg.text_field],
-                                "file": pa.array([""] * len(t)), "line": pa.array([0] * len(t), pa.int64()),
-                                "reason": pa.array([""] * len(t))}), batch_format="pyarrow")
-    else:
-        ds = ray.data.read_datasource(JsonLinesSource(cfg.paths, max_line_bytes=max(cfg.max_chars * 4, 1 << 20)))
-        ds = ds.map_batches(archive_rows, fn_kwargs=dict(text_field=cfg.text_field, id_field=cfg.id_field,
-                                                         max_chars=cfg.max_chars), batch_format="pyarrow")
-    rows = ds.materialize()
-    # An empty selection comes back without columns: give it the archive's, so "no rejects" summarises.
-    rejects = rows.filter(expr="reason != ''").to_pandas().reindex(columns=ARCHIVE_SCHEMA.names)
-    scored = rows.filter(expr="reason == ''").drop_columns(["reason"]).map_batches(
-        ScoreBatch, fn_constructor_kwargs=dict(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(),
-                                               threshold=cfg.threshold,
-                                               explain=cfg.explain, cpus=cfg.cpus_per_actor),
-        batch_format="pandas", batch_size=max(cfg.engine.batch_size, 8),
-        compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_gpus=cfg.gpus_per_actor or None,
-        num_cpus=cfg.cpus_per_actor)
-    scored.write_parquet(str(out / "scores"))
-    stats = ray.data.read_parquet(str(out / "scores")).select_columns(["flagged", "truncated"]).to_pandas()
-    out.mkdir(parents=True, exist_ok=True)
-    lines = rejects[["file", "line", "id", "reason"]].to_json(orient="records", lines=True) if len(rejects) else ""
-    (out / "rejects.jsonl").write_text(lines)  # no rejects: an empty file (pandas would write one blank line)
-    summary = {"read": int(len(stats) + len(rejects)), "scored": int(len(stats)), "rejected": int(len(rejects)),
-               "flagged": int(stats["flagged"].sum()), "truncated": int(stats["truncated"].sum()),
-               "threshold": cfg.threshold,
-               "rejects_by_reason": {k: int(v) for k, v in rejects["reason"].value_counts().items()},
-               "seconds": round(time.time() - t0, 1), "config": config_to_dict(cfg), **provenance()}
-    write_json(str(out / "summary.json"), summary)
-    return summary
+    files = list_inputs(cfg.paths)
+    if not files:
+        raise FileNotFoundError(f"paths: no files under {', '.join(cfg.paths)}")
+    data_version = archive_version(files)
+    ledger = Ledger(cfg.output_dir, cfg.output_access)
+    units, markers = ledger.open_run(fingerprint(cfg, data_version, len(files)), cfg.restart,
+                                     lambda: plan_units(files, cfg.unit_bytes))
+    todo = [u for u in units if u["index"] not in markers]
+    before = len(markers)
+    if todo:
+        markers.update(_score_units(cfg, ledger, todo, data_version, before, len(units)))
+    from pipeline.score.report import finish_run
+
+    return finish_run(cfg, ledger, units, markers, data_version, _model_data_version(cfg.model.name_or_path),
+                      skipped=before, seconds=time.time() - t0)
+
+
+def fingerprint(cfg: ScoreConfig, data_version: str, n_files: int) -> dict:
+    """What a run's results depend on: the config without the keys that only say where or how fast it runs,
+    and the archive's listing. Two runs with the same fingerprint may share an output folder."""
+    d = config_to_dict(cfg)
+    for key in ("output_dir", "output_access", "restart", "actors", "gpus_per_actor", "cpus_per_actor", "ray",
+                "alerts_page_limit"):
+        d.pop(key, None)
+    d["engine"].pop("batch_size", None)
+    return {**d, "archive_version": data_version, "files": n_files}
+
+
+def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, before: int, total: int) -> dict:
+    """Stream the units in `todo` through the engine actors; returns their completion markers."""
+    import ray
+    import ray.data
+    from tqdm import tqdm
+
+    from pipeline.runtime import bound_data_memory, check_actor_resources
+    from pipeline.score.dedup import ResultStore
+    from pipeline.score.ledger import remove_local
+    from pipeline.score.stream import ScoreStream
+    from pipeline.score.units import read_units
+
+    n_actors = cfg.actors or _actors_per_gpu(cfg.gpus_per_actor)
+    check_actor_resources(n_actors, cfg.cpus_per_actor, keep_free=1)  # a read task takes a whole CPU
+    if cfg.ray.data_memory_gb:
+        bound_data_memory(int(cfg.ray.data_memory_gb * (1 << 30)))
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver's tqdm bar below counts what matters: messages written
+    engine = ray.remote(EngineActor).options(num_cpus=cfg.cpus_per_actor, num_gpus=cfg.gpus_per_actor or None,
+                                             max_restarts=2, max_task_retries=2)
+    actors = [engine.remote(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(), threshold=cfg.threshold,
+                            explain=cfg.explain, cpus=cfg.cpus_per_actor) for _ in range(n_actors)]
+    rows = ray.data.from_items(todo, override_num_blocks=min(len(todo), 1000)).map_batches(
+        read_units, batch_size=1, batch_format="pyarrow",
+        fn_kwargs=dict(text_field=cfg.text_field, id_field=cfg.id_field, max_chars=cfg.max_chars,
+                       max_line_bytes=max(cfg.max_chars * 4, 1 << 20)))
+    state = ledger.state_dir()
+    store = ResultStore(state)
+    log.info("scoring %d of %d unit(s) (%d committed before) with %d engine actor(s)", len(todo), total, before,
+             n_actors)
+    interactive = sys.stderr.isatty()
+    with tqdm(desc="scoring", unit="msg", mininterval=0.5 if interactive else 30, dynamic_ncols=interactive) as bar:
+        stream = ScoreStream(ledger, store, actors, max(cfg.engine.batch_size, 8), data_version, bar)
+        try:
+            for block in rows.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
+                stream.feed(block)
+            return stream.finish()
+        finally:
+            store.close()
+            for actor in actors:
+                ray.kill(actor)
+            if not ledger.local:
+                remove_local(state)
+
+
+def _actors_per_gpu(gpus_per_actor: float) -> int:
+    """actors=0: as many engine actors as the cluster's GPUs hold. Raises ValueError on a cluster without GPUs."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if gpus < gpus_per_actor:
+        raise ValueError(f"actors=0 asks for one engine actor per GPU, but the cluster has {gpus:g} GPU(s) for "
+                         f"gpus_per_actor={gpus_per_actor:g}; set actors explicitly or run on a GPU cluster")
+    return int(gpus // gpus_per_actor)
+
+
+def _model_data_version(model: str) -> str | None:
+    """The content hash of the prepared data a trained adapter was fitted on (its training_config.json), if any."""
+    path = Path(model) / "training_config.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("data", {}).get("content_hash")
+    except (OSError, ValueError):
+        log.warning("cannot read %s: the model's data version is not recorded", path)
+        return None

@@ -1,0 +1,150 @@
+"""Streaming archive scoring: messages/s and peak memory of the real job at two archive sizes.
+
+    python bench/bench_score_stream.py --messages 20000 200000
+    python bench/bench_score_stream.py --messages 2000          # a quick check
+
+Generates a synthetic archive per size (realistic length mix: mostly short chats and texts, some
+emails, a few long call transcripts, and some mass-mailed duplicates), builds the tiny random Mistral
+of the tests, and runs `python -m jobs.score` on its own local Ray (ray.num_cpus = this machine's
+CPUs). The job's process tree (driver, raylet, Ray Data and engine workers) is sampled every
+`--every` seconds: peak RSS summed over the tree and peak PSS (Ray's shared object store counted
+once). Memory that does not grow from the small to the large size is what streaming promises.
+Throughput is read / the job's own seconds (model load included). Not a test: it reports figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+# (share, min chars, max chars): chats and texts, emails, call transcripts.
+LENGTH_MIX = [(0.80, 40, 300), (0.19, 600, 4000), (0.01, 8000, 40000)]  # shares sum to 1
+DUPLICATE_SHARE = 0.03  # one email sent to many clients
+PHRASES = ["I guarantee this fund will not lose money.", "Returns are not guaranteed; you could lose capital.",
+           "Let's move this to my personal phone.", "Can you confirm the transfer for Friday?",
+           "The prospectus lists the fees on page four.", "Trust me, it only goes up from here.",
+           "Please review the attached risk disclosure.", "I'll waive the suitability form this once."]
+
+
+def message(rng: random.Random, i: int) -> str:
+    r, acc = rng.random(), 0.0
+    lo, hi = LENGTH_MIX[-1][1:]
+    for share, a, b in LENGTH_MIX:
+        acc += share
+        if r < acc:
+            lo, hi = a, b
+            break
+    target, parts = rng.randint(lo, hi), [f"[{i}]"]
+    while sum(map(len, parts)) < target:
+        parts.append(f"{rng.choice(['Advisor', 'Client'])}: {rng.choice(PHRASES)} (ref {rng.randint(0, 10**6)})\n")
+    return "".join(parts)[:hi]
+
+
+def make_archive(folder: Path, n: int, files: int = 8, seed: int = 16) -> None:
+    done = folder.with_suffix(".done")
+    if done.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    mass = [message(rng, -k) for k in range(20)]
+    outs = [open(folder / f"part{k:02d}.jsonl", "w") for k in range(files)]
+    for i in range(n):
+        text = rng.choice(mass) if rng.random() < DUPLICATE_SHARE else message(rng, i)
+        outs[i % files].write(json.dumps({"id": f"c{i}", "text": text}) + "\n")
+    for f in outs:
+        f.close()
+    done.touch()
+
+
+def tree_memory(root: psutil.Process, pss: bool) -> tuple[int, int]:
+    """(summed RSS, summed PSS or 0) over `root` and its descendants."""
+    rss = shared = 0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            if pss:
+                info = p.memory_full_info()
+                rss, shared = rss + info.rss, shared + info.pss
+            else:
+                rss += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return rss, shared
+
+
+def run_job(archive: Path, out: Path, model: Path, every: float, extra: list[str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray, part of its tree
+    cmd = [sys.executable, "-m", "jobs.score", "--config", "jobs/configs/score_archive.yaml", f"paths=[{archive}]",
+           f"output_dir={out}", f"model.name_or_path={model}", "restart=true", f"ray.num_cpus={os.cpu_count()}",
+           *extra]
+    start = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = {"rss": 0, "pss": 0}
+    stop = threading.Event()
+
+    def sample():
+        ps = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                rss, pss = tree_memory(ps, pss=True)
+            except psutil.NoSuchProcess:
+                break
+            peak["rss"], peak["pss"] = max(peak["rss"], rss), max(peak["pss"], pss)
+            stop.wait(every)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-4000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    return {"messages": summary["read"], "scored": summary["scored"], "duplicates": summary["duplicates"],
+            "rejected": summary["rejected"], "flagged": summary["flagged"], "truncated": summary["truncated"],
+            "job_seconds": summary["seconds"], "wall_seconds": round(time.time() - start, 1),
+            "messages_per_s": round(summary["read"] / summary["seconds"], 1),
+            "peak_rss_gib": round(peak["rss"] / 2**30, 2), "peak_pss_gib": round(peak["pss"] / 2**30, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, nargs="+", default=[20_000, 200_000])
+    ap.add_argument("--workdir", default="/tmp/complyray-bench-score")
+    ap.add_argument("--every", type=float, default=2.0, help="seconds between memory samples")
+    ap.add_argument("--save", help="also write the results as JSON here")
+    ap.add_argument("overrides", nargs="*", help="extra job overrides, e.g. threshold=0.4 engine.batch_size=16")
+    args = ap.parse_args()
+    from pipeline.testing import save_random_mistral
+
+    work = Path(args.workdir)
+    model = work / "tiny-mistral"
+    if not (model / "config.json").exists():
+        save_random_mistral(model, "tiny")
+    results = []
+    for n in sorted(args.messages):
+        archive = work / f"archive-{n}"
+        make_archive(archive, n)
+        r = run_job(archive, work / f"out-{n}", model, args.every, args.overrides)
+        results.append(r)
+        print(f"{n:>9,} messages  {r['messages_per_s']:8,.1f} msg/s  job {r['job_seconds']:7.1f} s  "
+              f"peak RSS {r['peak_rss_gib']:5.2f} GiB  PSS {r['peak_pss_gib']:5.2f} GiB  "
+              f"(scored {r['scored']:,}, duplicates {r['duplicates']:,}, flagged {r['flagged']:,}, "
+              f"cut {r['truncated']:,})", flush=True)
+    machine = {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30)}
+    print(f"machine: {machine['cpus']} CPUs, {machine['memory_gib']} GiB")
+    if args.save:
+        Path(args.save).write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
