@@ -187,7 +187,8 @@ def test_two_workers_learn_and_write_a_loadable_adapter(baseline, prepared, tiny
     assert m["tokens_per_second"] > 0 and all(e["tokens_per_second"] > 0 for e in m["train_losses"])
     out = Path(result.output_dir)
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
-                 "training_config.json", "metrics.json", "loss_curve.png", "calibration.json"):
+                 "training_config.json", "metrics.json", "loss_curve.png", "calibration.json", "cascade.json",
+                 "cascade_bow.json"):
         assert (out / name).is_file(), name
     # The scale was fitted at the end of training on the whole validation split, with the trained weights:
     # the engine loading the artifact reproduces the raw scores it was fitted on (same NLL before the scale).

@@ -66,6 +66,7 @@ def evaluation_audits(pred: pd.DataFrame, model_dir: str | Path | None, prepared
               "calibration": calibration_block(p, gold, calibration, threshold),
               "manipulation": manipulation_audit(pred, manipulated) if manipulated is not None and len(manipulated)
               else {"skipped": "no manipulated examples were evaluated"}}
+    audits["cascade"] = cascade_block(pred, model_dir, threshold)
     train_dir = prepared_dir or (model_prepared_dir(model_dir) if model_dir else None)
     if not train_dir or "://" in train_dir or not (Path(train_dir) / "split=train").is_dir():
         audits["shortcut"] = {"skipped": f"no local prepared train split to train the baseline on ({train_dir})"}
@@ -74,6 +75,20 @@ def evaluation_audits(pred: pd.DataFrame, model_dir: str | Path | None, prepared
         splits = ("test",) if split in (None, "train") else (split,)
         audits["shortcut"] = shortcut_audit_from_prepared(train_dir, evaluated, splits=splits)
     return audits
+
+
+def cascade_block(pred: pd.DataFrame, model_dir: str | Path | None, threshold: float) -> dict:
+    """The cascade audit: with the model folder's bag-of-words first stage (pipeline/cascade.py) in front of
+    the LLM, the recall it costs and the share of messages it spares on this set; skipped without one."""
+    from pipeline.cascade import cascade_audit, first_stage_scores, load_cascade
+
+    loaded = load_cascade(model_dir) if model_dir and Path(model_dir).is_dir() else None
+    if loaded is None:
+        return {"skipped": "the model folder has no cascade.json (train.cascade_recall fits one)"}
+    model, cascade = loaded
+    gold = (pred["gold_verdict"].map(normalize_verdict) == "NON_COMPLIANT").to_numpy()
+    p = pd.to_numeric(pred["p_violation"], errors="coerce").to_numpy(dtype=float)
+    return cascade_audit(first_stage_scores(model, pred["scenario"].tolist()), p, gold, cascade, threshold)
 
 
 def raw_probability(pred: pd.DataFrame) -> np.ndarray:
@@ -100,6 +115,10 @@ def _fmt(x: object) -> str:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return "—"
     return str(x) if isinstance(x, int) else f"{x:.3f}"
+
+
+def _threshold_of(audits: dict) -> str:
+    return f"{audits['calibration']['threshold']:g}"
 
 
 def audit_blocks(audits: dict) -> list[tuple]:
@@ -129,6 +148,16 @@ def audit_blocks(audits: dict) -> list[tuple]:
                    f"{manipulation['n_flipped']} of {manipulation['n_eligible']} caught violations turned COMPLIANT "
                    f"(flip rate {_fmt(manipulation['flip_rate'])}); {manipulation['n_unreadable_after']} "
                    "answers became unreadable."))
+    cascade = audits.get("cascade", {"skipped": "not computed"})
+    blocks.append(("h3", "Cascade (bag-of-words first stage)"))
+    blocks.append(("p", f"Skipped: {cascade['skipped']}." if "skipped" in cascade else
+                   f"The first stage (threshold {cascade['threshold']:.4f}, chosen on validation for recall "
+                   f"{cascade['target_recall']:.2f}: {_fmt(cascade['validation_recall'])} there, sparing "
+                   f"{_fmt(cascade['validation_spared'])}) spares the LLM {_fmt(cascade['spared'])} of these "
+                   f"{cascade['n']} messages. Recall at p >= {_threshold_of(audits)}: LLM alone "
+                   f"{_fmt(cascade['llm_recall'])}, cascade {_fmt(cascade['cascade_recall'])} (cost "
+                   f"{_fmt(cascade['recall_cost'])}); the first stage alone keeps {_fmt(cascade['first_stage_recall'])} "
+                   "of the violations."))
     cal = audits["calibration"]
     scale = cal["calibration"]
     blocks += [("h3", "Calibration"),
@@ -148,5 +177,5 @@ def audit_blocks(audits: dict) -> list[tuple]:
     return blocks
 
 
-__all__ = ["audit_blocks", "evaluation_audits", "fit_run_calibration", "manipulation_audit", "raw_probability",
+__all__ = ["audit_blocks", "cascade_block", "evaluation_audits", "fit_run_calibration", "manipulation_audit", "raw_probability",
            "model_prepared_dir", "split_manipulated"]

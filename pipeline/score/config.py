@@ -30,6 +30,9 @@ class ScoreConfig(Strict):
                                    "alerts.csv lists every flagged communication.")
     output_access: OutputAccess = Field("owner", description=ACCESS_DESCRIPTION)
     threshold: float = Field(0.5, gt=0, lt=1, description="P(NON_COMPLIANT) at or above which a message is flagged.")
+    cascade: bool = Field(True, description="Use the model artifact's bag-of-words first stage (cascade.json, "
+                          "fitted at the end of training: pipeline/cascade.py) when it has one: messages it scores "
+                          "below its threshold are not sent to the LLM (spared, never flagged; counted in summary.json).")
     explain: bool = Field(True, description="Generate the full verdict (evidence, rule, reasoning) for flagged messages.")
     max_chars: int = Field(50_000, ge=100, description="Longer communications are rejected (counted), not cut.")
     actors: int = Field(1, ge=0, description="Engine replicas (Ray actors); 0: one per GPU of the cluster "

@@ -16,7 +16,7 @@ from pipeline.score.ledger import Ledger, unit_name
 
 log = logging.getLogger(__name__)
 
-COUNTS = ("read", "scored", "duplicates", "rejected", "flagged", "truncated")
+COUNTS = ("read", "scored", "duplicates", "rejected", "flagged", "truncated", "spared")
 
 
 def finish_run(cfg: ScoreConfig, ledger: Ledger, units: list[dict], markers: dict[int, dict], data_version: str,
@@ -36,7 +36,7 @@ def finish_run(cfg: ScoreConfig, ledger: Ledger, units: list[dict], markers: dic
     for marker in markers.values():
         if marker["read"] != marker["scored"] + marker["duplicates"] + marker["rejected"]:
             raise RuntimeError(f"unit {marker['unit']} does not reconcile: {marker}")
-        totals.update({k: marker[k] for k in COUNTS})
+        totals.update({k: marker.get(k, 0) for k in COUNTS})  # `spared` is absent from older markers
         reasons.update(marker["rejects_by_reason"])
     _gather_rejects(ledger, units)
     alerts = write_alerts(ledger, cfg.alerts_page_limit, data_version)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -97,13 +98,21 @@ def prompt_budget(positions: int | None, verdict_prefix_tokens: int, max_new_tok
 class ScoreBatch:
     """Ray Data actor: probability for every message, a generated verdict for the flagged ones."""
 
-    def __init__(self, model: dict, engine: dict, threshold: float, explain: bool, cpus: float = 1.0):
+    def __init__(self, model: dict, engine: dict, threshold: float, explain: bool, cpus: float = 1.0,
+                 cascade: bool = True):
         from pipeline.inference.engine import Detector
         from pipeline.runtime import cpu_threads
 
         cpu_threads(cpus)
         self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
         self.threshold, self.explain = threshold, explain
+        from pipeline.cascade import load_cascade
+
+        source = self.detector.source
+        self.cascade = load_cascade(source.adapter or source.base) if cascade else None
+        if self.cascade is not None:
+            log.info("cascade first stage: messages below %.4f (validation recall %.3f) skip the LLM",
+                     self.cascade[1].threshold, self.cascade[1].validation_recall)
         config = self.detector.model.config
         self.budget = prompt_budget(getattr(config, "max_position_embeddings", None),
                                     len(self.detector.formatter.verdict_tokens()[0]),
@@ -117,18 +126,28 @@ class ScoreBatch:
         from pipeline.inference.verdicts import read_verdict
 
         out = batch.drop(columns=["text"]).copy()
-        texts, prompts, truncated = fit_to_context(self.detector.encode_prompts, batch["text"].tolist(), self.budget)
+        out["first_stage"], out["spared"], out["truncated"], out["p_violation"] = np.nan, False, False, np.nan
+        if self.cascade is not None:  # the bag of words first: what it clears never reaches the LLM
+            from pipeline.cascade import first_stage_scores
+
+            model, cascade = self.cascade
+            out["first_stage"] = first_stage_scores(model, batch["text"].tolist())
+            out["spared"] = out["first_stage"] < cascade.threshold
+        passed = np.flatnonzero(~out["spared"].to_numpy(dtype=bool))
+        texts, prompts, truncated = fit_to_context(self.detector.encode_prompts,
+                                                   [batch["text"].iloc[i] for i in passed], self.budget)
         if any(truncated):
             log.warning("%d message(s) cut to fit the model's context (%d prompt tokens)", sum(truncated),
                         self.budget)
-        out["truncated"] = truncated
-        out["p_violation"] = self.detector.score(prompts).probability
-        out["flagged"] = out["p_violation"] >= self.threshold
-        flagged = [i for i, f in enumerate(out["flagged"]) if f]
-        rows = [{} for _ in texts]
+        if len(passed):
+            out.iloc[passed, out.columns.get_loc("truncated")] = truncated
+            out.iloc[passed, out.columns.get_loc("p_violation")] = self.detector.score(prompts).probability
+        out["flagged"] = out["p_violation"].fillna(-1.0) >= self.threshold
+        flagged = [j for j, i in enumerate(passed) if out["flagged"].iloc[i]]  # positions in `passed`
+        rows = [{} for _ in range(len(out))]
         if self.explain and flagged:
-            for i, gen in zip(flagged, self.detector.generate([prompts[i] for i in flagged])):
-                rows[i] = read_verdict(gen, texts[i]).columns()
+            for j, gen in zip(flagged, self.detector.generate([prompts[j] for j in flagged])):
+                rows[passed[j]] = read_verdict(gen, texts[j]).columns()
         explained = pd.DataFrame(rows, index=out.index)
         keep = [c for c in ("pred_json", "pred_verdict", "pred_topic", "pred_severity", "pred_rule", "evidence",
                             "parse_status", "grounded_rate", "new_tokens") if c in explained]
@@ -216,7 +235,7 @@ def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, 
     engine = ray.remote(EngineActor).options(num_cpus=cfg.cpus_per_actor, num_gpus=cfg.gpus_per_actor or None,
                                              max_restarts=2, max_task_retries=2)
     actors = [engine.remote(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(), threshold=cfg.threshold,
-                            explain=cfg.explain, cpus=cfg.cpus_per_actor) for _ in range(n_actors)]
+                            explain=cfg.explain, cpus=cfg.cpus_per_actor, cascade=cfg.cascade) for _ in range(n_actors)]
     rows = ray.data.from_items(todo, override_num_blocks=min(len(todo), 1000)).map_batches(
         read_units, batch_size=1, batch_format="pyarrow",
         fn_kwargs=dict(text_field=cfg.text_field, id_field=cfg.id_field, max_chars=cfg.max_chars,

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 # The result of scoring one text (ScoreBatch's columns), as written for every row with that text.
 RESULT_SCHEMA = pa.schema([
-    ("truncated", pa.bool_()), ("p_violation", pa.float64()), ("flagged", pa.bool_()), ("pred_json", pa.string()),
+    ("truncated", pa.bool_()), ("first_stage", pa.float64()), ("spared", pa.bool_()), ("p_violation", pa.float64()),
+    ("flagged", pa.bool_()), ("pred_json", pa.string()),
     ("pred_verdict", pa.string()), ("pred_topic", pa.string()), ("pred_severity", pa.string()),
     ("pred_rule", pa.string()), ("evidence", pa.string()), ("parse_status", pa.string()),
     ("grounded_rate", pa.float64()), ("new_tokens", pa.int64()), ("model_version", pa.string()),
@@ -153,6 +154,7 @@ class ScoreStream:
         self._count(unit, "duplicates" if duplicate_of is not None else "scored")
         self.counts[unit]["flagged"] += bool(result["flagged"])
         self.counts[unit]["truncated"] += bool(result["truncated"])
+        self.counts[unit]["spared"] += bool(result["spared"])
 
     def _count(self, unit: int, what: str) -> None:
         self.counts.setdefault(unit, Counter())[what] += 1
@@ -170,7 +172,7 @@ class ScoreStream:
             return
         counts = self.counts.pop(unit, Counter())
         marker = {"unit": unit, "read": self.expected.pop(unit),
-                  **{k: int(counts[k]) for k in ("scored", "duplicates", "rejected", "flagged", "truncated")},
+                  **{k: int(counts[k]) for k in ("scored", "duplicates", "rejected", "flagged", "truncated", "spared")},
                   "rejects_by_reason": dict(self.reasons.pop(unit, Counter())), "committed_at": time.time()}
         self._writer(unit).commit(marker)
         del self.writers[unit]

@@ -207,7 +207,7 @@ def write_artifacts(trainer, cfg: TrainConfig, plan: TrainPlan, resumed_from: in
     and publish the folder to ``output_dir``. `cfg` is the worker's resolved config (precision 'auto'
     replaced by what it chose; `precision_reason` says why). `tensorboard_dir`: rank 0's local TensorBoard
     logs, copied into the run folder when that is a cloud URI. Returns the metrics."""
-    from pipeline.train.calibrate import fit_artifact_calibration
+    from pipeline.train.calibrate import fit_artifact_calibration, fit_artifact_cascade
 
     stage = Path(plan.local_dir) / "artifact"
     if rank == 0 and stage.exists():
@@ -223,6 +223,7 @@ def write_artifacts(trainer, cfg: TrainConfig, plan: TrainPlan, resumed_from: in
     (stage / "training_config.json").write_text(json.dumps(config, indent=2, default=str))
     # After training_config.json: the scale is fitted with the artifact's own prompt format.
     fit_artifact_calibration(trainer.model, trainer.processing_class, cfg, stage)
+    fit_artifact_cascade(cfg, stage)
     (stage / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_losses(metrics, stage / "loss_curve.png")
     if cfg.train.merge_adapter:

@@ -1,4 +1,6 @@
-"""The verdict-probability scale fitted at the end of training, stored in the artifact for the engine.
+"""What is fitted at the end of training beside the weights and stored in the artifact: the verdict-probability
+scale (``calibration.json``, applied by the engine) and the bag-of-words first stage (``cascade.json``,
+pipeline/cascade.py, used by archive scoring).
 
 Fine-tuning with a weighted verdict loss makes P(NON_COMPLIANT) over-confident. Right after training,
 rank 0 scores the validation split with the trained model still in memory (one forward pass per example,
@@ -21,13 +23,37 @@ log = logging.getLogger(__name__)
 ATTENTION = ("sdpa_gqa", "sdpa", "eager", "flash_attention_2")
 
 
-def validation_examples(prepared_dir: str) -> tuple[list[str], list[bool]]:
-    """(communication texts, is-violation labels) of a prepared validation split (a folder or URI)."""
+def read_split(prepared_dir: str, split: str) -> tuple[list[str], list[str]]:
+    """(communication texts, verdicts) of one prepared split (a folder or URI)."""
     import pyarrow.dataset as pads
 
-    table = pads.dataset(f"{prepared_dir.rstrip('/')}/split=validation", format="parquet").to_table(
+    table = pads.dataset(f"{prepared_dir.rstrip('/')}/split={split}", format="parquet").to_table(
         columns=["scenario", "final_verdict"])
-    return table["scenario"].to_pylist(), [v == "NON_COMPLIANT" for v in table["final_verdict"].to_pylist()]
+    return table["scenario"].to_pylist(), table["final_verdict"].to_pylist()
+
+
+def validation_examples(prepared_dir: str) -> tuple[list[str], list[bool]]:
+    """(communication texts, is-violation labels) of a prepared validation split (a folder or URI)."""
+    texts, verdicts = read_split(prepared_dir, "validation")
+    return texts, [v == "NON_COMPLIANT" for v in verdicts]
+
+
+def fit_artifact_cascade(cfg: TrainConfig, stage: Path) -> Path | None:
+    """Fit the bag-of-words first stage (pipeline.cascade) on the prepared data and write it into `stage`;
+    None (logged) when `train.cascade_recall` is null or a split lacks a verdict."""
+    from pipeline.cascade import fit_cascade, save_cascade
+
+    if cfg.train.cascade_recall is None:
+        return None
+    try:
+        model, cascade = fit_cascade(cfg.data.prepared_dir, cfg.train.cascade_recall, seed=cfg.train.seed)
+    except ValueError as e:
+        log.warning("no cascade first stage fitted: %s", e)
+        return None
+    log.info("cascade first stage: threshold %.4f keeps %.3f of validation violations (target %.2f) and spares "
+             "the LLM %.1f%% of validation messages", cascade.threshold, cascade.validation_recall,
+             cascade.target_recall, 100 * cascade.validation_spared)
+    return save_cascade(model, cascade, stage)
 
 
 def fit_artifact_calibration(model, tokenizer, cfg: TrainConfig, stage: Path, batch_size: int = 8) -> Path | None:

@@ -89,6 +89,11 @@ class TrainLoopConfig(Strict):
         "temperature", description="After training, fit this scale for P(NON_COMPLIANT) on the validation split "
         "(one forward pass per example) and store it as calibration.json in the artifact; the engine applies it. "
         "platt also fits a bias; none: no scale. Skipped under ZeRO-3 (evaluate the validation split instead).")
+    cascade_recall: float | None = Field(
+        0.98, gt=0, le=1, description="After training, fit the bag-of-words first stage (pipeline/cascade.py) on the "
+        "train split with its threshold chosen on the validation split to keep this share of violations; stored "
+        "in the artifact (cascade.json), used by archive scoring to spare the LLM the clearly clean messages. "
+        "null: none.")
     torch_compile: bool = Field(False, description="torch.compile the model (long warm-up; GPU only pays off).")
     tensorboard: bool = Field(True, description="Write TensorBoard logs to <ray.storage_path>/<run_name>/tensorboard.")
     mlflow_tracking_uri: str | None = Field(None, description="Also log to this MLflow server (needs mlflow installed).")
