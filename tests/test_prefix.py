@@ -136,7 +136,9 @@ def test_shared_prefix_on_the_embedded_llama_model():
     """The embedded SmolLM2 (Llama type, ChatML, system message kept): same tokens and probabilities."""
     on, off = pair("embedded", max_new_tokens=16)
     assert on.decoder is not None and on.formatter.system_role == "system"
-    assert on.tokenizer.decode(on.prefix.ids).endswith("COMMUNICATION:\n")
+    # Its BPE merges the "\n" after "COMMUNICATION:" with a communication's leading whitespace ("\n\n", "\n "):
+    # the probes leave that token out of the prefix.
+    assert on.tokenizer.decode(on.prefix.ids).endswith("COMMUNICATION:")
     prompts = on.encode_prompts(MORE_TEXTS[:4])
     assert [g.text for g in on.generate(prompts)] == [g.text for g in off.generate(prompts)]
     np.testing.assert_allclose(on.score(prompts).probability, off.score(prompts).probability, atol=1e-5, rtol=0)
