@@ -59,7 +59,8 @@ def test_model_dims_of_a_loaded_model_and_cpu_keeps_batch_size(tiny_mistral):
     det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)),
                    EngineConfig(dtype="float32", batch_size=2, memory_batching=True, max_memory_batch=64))
     dims = ModelDims.of(det.model)
-    assert (dims.layers, dims.hidden, dims.heads, dims.kv_heads, dims.head_dim, dims.dtype_bytes) == (2, 64, 4, 2, 16, 4)
+    shape = (dims.layers, dims.hidden, dims.heads, dims.kv_heads, dims.head_dim, dims.dtype_bytes)
+    assert shape == (2, 64, 4, 2, 16, 4)
     assert dims.kv_bytes_per_token == 2 * 2 * 2 * 16 * 4
     if det.device == "cpu":
         assert det._memory_rows(16) is None

@@ -15,8 +15,9 @@ or not) through a fixed-shape step:
 Positions count from each prompt's first token, as HF does with left padding, so answers match
 ``generate`` (greedy, same weights) up to floating-point ties. With a shared prefix (the template's
 start and the instruction, `pipeline/inference/prefix.py`) its keys/values, computed once, fill
-positions 0..P-1 of every row and prefill runs each row's own tokens only, from position P. Finished rows keep computing (their
-tokens are ignored) so shapes never change; the host checks for the end every few steps only.
+positions 0..P-1 of every row and prefill runs each row's own tokens only, from position P.
+Finished rows keep computing (their tokens are ignored) so shapes never change; the host checks for
+the end every few steps only.
 """
 
 from __future__ import annotations
@@ -155,9 +156,9 @@ class StaticDecoder:
                 v = torch.cat([prefix[i][1].expand(b, -1, -1, -1), v], dim=2)
             # Right padding: real tokens only ever see earlier real tokens, so plain causal attention
             # (flash on CUDA) is exact for them; the pad positions' outputs are never used.
-            s = start + w
-            k = k[:, :, None].expand(b, self.kv_heads, groups, s, self.head_dim).reshape(b, self.heads, s, self.head_dim)
-            v = v[:, :, None].expand(b, self.kv_heads, groups, s, self.head_dim).reshape(b, self.heads, s, self.head_dim)
+            s, d = start + w, self.head_dim
+            k = k[:, :, None].expand(b, self.kv_heads, groups, s, d).reshape(b, self.heads, s, d)
+            v = v[:, :, None].expand(b, self.kv_heads, groups, s, d).reshape(b, self.heads, s, d)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=self.scaling)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(b, w, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
