@@ -150,3 +150,15 @@ def test_formatter_prefix_follows_the_system_prompt(tiny_mistral):
     det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(dtype="float32"))
     ids = template_prefix(ChatFormatter(det.tokenizer, "Audit this message for guarantees.", "user"))
     assert det.tokenizer.decode(ids).endswith("Audit this message for guarantees.\n\nCOMMUNICATION:\n")
+
+
+def test_generate_that_cannot_start_from_a_cache_prefills_in_full(tiny_mistral, caplog):
+    """transformers' chunked prefill ignores a filled cache: there generation runs unshared, loudly, and
+    the verdict probability (a plain forward pass) still shares the prefix."""
+    on, off = pair(tiny_mistral, decoder="generate", prefill_chunk_size=64, max_new_tokens=16)
+    prompts = on.encode_prompts(TEXTS)
+    with caplog.at_level("WARNING"):
+        assert [g.text for g in on.generate(prompts)] == [g.text for g in off.generate(prompts)]
+    assert len(on.prefix) == 0 and "prefilled in full" in caplog.text
+    np.testing.assert_allclose(on.score(prompts).probability, off.score(prompts).probability, atol=1e-5)
+    assert len(on.prefix) == 1

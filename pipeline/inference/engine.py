@@ -215,15 +215,16 @@ class Detector:
         active = self.model.active_adapter
         return active if isinstance(active, str) else tuple(active)
 
-    def _shared_kv(self, prompts: list[list[int]]):
+    def _shared_kv(self, prompts: list[list[int]], generating: bool):
         """The shared prefix's keys/values for the weights in use when engine.shared_prefix is on and every
         prompt starts with it; else None (the batch runs unshared)."""
         if not self.cfg.shared_prefix or not shares_prefix(prompts, self.prefix.ids):
             return None
-        if self.decoder is None and self.cfg.cache_implementation == "static":
+        if generating and self.decoder is None and (self.cfg.cache_implementation == "static"
+                                                    or self.cfg.prefill_chunk_size):
             if not self._warned_static_prefix:
-                log.warning("engine.shared_prefix: transformers' generate with cache_implementation=static starts "
-                            "from no cache; every prompt is prefilled in full")
+                log.warning("engine.shared_prefix: transformers' generate with cache_implementation=static or "
+                            "prefill_chunk_size cannot start from a filled cache; every prompt is prefilled in full")
                 self._warned_static_prefix = True
             return None
         if self.decoder is not None:
@@ -291,7 +292,7 @@ class Detector:
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
             t0 = time.time()
             rows = [prompts[i] for i in batch]
-            shared = self._shared_kv(rows)
+            shared = self._shared_kv(rows, generating=True)
             if self.decoder is not None:
                 new = self.decoder.generate(rows, self.cfg.max_new_tokens, self.eos_ids, self.tokenizer.pad_token_id,
                                             prefix=shared)
@@ -346,7 +347,7 @@ class Detector:
         for batch in tqdm(self._batches([len(s) for s in seqs], 0), desc="score", unit="batch",
                           disable=not progress):
             rows = [seqs[i] for i in batch]
-            shared = self._shared_kv(rows)
+            shared = self._shared_kv(rows, generating=False)
             if self.decoder is not None:
                 logits = self.decoder.last_logits(rows, self.tokenizer.pad_token_id, prefix=shared)
             else:
