@@ -256,12 +256,10 @@ class Detector:
         the rows that fit in free memory, with `new_tokens` of KV cache per row; else None."""
         if self.device != "cuda" or not self.cfg.memory_batching:
             return None
-        import torch
-
         from pipeline.inference.memory import ModelDims, available_bytes, plan_batch
 
         held = self.decoder.cache_bytes if self.decoder is not None else 0
-        free = available_bytes(torch.device(self.device), held)
+        free = available_bytes(next(self.model.parameters()).device, held)  # cuda:N, the weights' GPU
         dims = ModelDims.of(self.model)
         # transformers' forward/generate prefill whole batches at once (no chunks): reserve for all of it.
         prefill = self.decoder.prefill_tokens if self.decoder is not None else 1 << 62
