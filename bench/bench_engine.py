@@ -1,15 +1,22 @@
 """Inference engine throughput on the Mistral-7B-v0.3 architecture (random weights, real v3 tokenizer).
 
     python bench/bench_engine.py --prompts 512 --new-tokens 128            # on the GPU machine
+    python bench/bench_engine.py --preset tiny --prompts 8 --new-tokens 16 --triage 16 --triage-batch 8 \
+        --short-triage 16 --variants static:4,static:auto --baseline-examples 1   # CPU smoke run
 
 Side by side in one process, same model object, ~1,000-token prompts:
   1. the original plan's loop: one example at a time through `pipeline("text-generation")`;
   2. the engine's batched greedy generation (batches by prompt length), with each decoder:
      `static:BATCH` is complyray's loop (pipeline/inference/decoder.py: preallocated KV cache, CUDA-graph
-     decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); output
-     tokens/s, timed over the whole set twice: cold (graph captures / compilation included) and warm;
-  3. the engine's verdict-only triage (`verdict_probability`, one forward pass), through the static
-     decoder's prefill and through transformers' forward pass: conversations/s.
+     decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); BATCH `auto`
+     sizes every batch from free GPU memory (engine.memory_batching), a trailing `:noprefix` prefills
+     every prompt in full (engine.shared_prefix=false); output tokens/s, timed over the whole set twice:
+     cold (graph captures / compilation included) and warm;
+  3. the engine's verdict-only triage (`Detector.score`, one forward pass), through the static
+     decoder's prefill and through transformers' forward pass, with and without the shared prefix
+     (the template's start and the instruction computed once): conversations/s;
+  4. the same triage of short messages (median `--short-tokens` tokens of communication text plus the
+     instruction, like chat lines of an archive): messages/s, with and without the shared prefix.
 Random weights rarely emit EOS, so every sequence runs the full budget: tokens/s is the decode rate.
 """
 
@@ -52,6 +59,52 @@ def communications(tok, n: int, target_tokens: int) -> list[str]:
     return out
 
 
+def short_messages(tok, n: int, median: int, seed: int = 5) -> list[str]:
+    """`n` communications of about `median` tokens (log-normal spread, 20 to 4x median): cut from synthetic ones."""
+    import random
+
+    from pipeline.synth import generate_items
+
+    rng = random.Random(seed)
+    items = generate_items(max(8, n // 2 + 8), seed=seed)
+    pool = [it[k]["scenario"] for it in items for k in ("compliant_version", "non_compliant_version")]
+    out = []
+    for i in range(n):
+        target = min(4 * median, max(20, round(median * rng.lognormvariate(0, 0.5))))
+        ids, j = [], i
+        while len(ids) < target:
+            ids += tok(pool[j % len(pool)] + "\n", add_special_tokens=False)["input_ids"]
+            j += 1
+        out.append(tok.decode(ids[:target]))
+    return out
+
+
+def triage(engine, texts: list[str], batches: list[str], label: str, figures: dict, static) -> None:
+    """Verdict-probability rate over `texts` for each decoder, batch size and shared-prefix setting."""
+    from pipeline.inference.config import EngineConfig
+
+    prompts = engine.encode_prompts(texts)
+    for name, decoder in (("static", static), ("hf_forward", None)):
+        if decoder is not None:
+            decoder.release()
+        engine.decoder = decoder
+        for bs in batches:
+            for shared in (True, False):
+                auto = bs == "auto"
+                engine.cfg = EngineConfig(batch_size=64 if auto else int(bs), memory_batching=auto,
+                                          shared_prefix=shared)
+                engine.score(prompts[:64])  # warm-up (and the prefix, computed once)
+                sync()
+                t = time.time()
+                engine.score(prompts)
+                sync()
+                rate = len(prompts) / (time.time() - t)
+                key = f"{label}_{name}_b{bs}_{'prefix' if shared else 'noprefix'}_per_s"
+                figures[key] = round(rate, 1)
+                print(f"engine {label} {name:<10} batch {bs:>4} {'shared prefix' if shared else 'full prefill '}: "
+                      f"{rate:8.1f} /s (peak {peak_gib():.1f} GiB)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="7b", choices=["7b", "tiny"])
@@ -65,7 +118,9 @@ def main() -> None:
     ap.add_argument("--prefill-chunk", type=int, default=None, help="generate only: chunked prefill (tokens)")
     ap.add_argument("--compile", action="store_true", help="generate only: torch.compile the decode step (static cache)")
     ap.add_argument("--triage", type=int, default=512)
-    ap.add_argument("--triage-batch", default="16,32,64")
+    ap.add_argument("--triage-batch", default="16,32,64,auto", help="comma list of batch sizes or auto (memory)")
+    ap.add_argument("--short-triage", type=int, default=2048, help="short messages to triage (0: skip)")
+    ap.add_argument("--short-tokens", type=int, default=150, help="median communication tokens of a short message")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     from transformers import pipeline as hf_pipeline
@@ -106,12 +161,17 @@ def main() -> None:
     static = None
     for variant in args.variants.split(","):
         kind, *spec = variant.split(":")
-        bs = int(spec[0] if kind == "static" else spec[-1])
+        shared = spec[-1] != "noprefix"
+        spec = spec if shared else spec[:-1]
+        bs_spec = spec[0] if kind == "static" else spec[-1]
+        auto = bs_spec == "auto"
+        bs = 64 if auto else int(bs_spec)
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
         if kind == "static":
             static = static or StaticDecoder(model, graphs=True)
             static.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
-            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static")
+            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static",
+                                      memory_batching=auto, shared_prefix=shared)
             engine.decoder = static
         else:
             if static is not None:
@@ -120,8 +180,8 @@ def main() -> None:
             model.set_attn_implementation(attn)
             engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs,
                                       attn_implementation=attn, compile=args.compile, decoder="generate",
-                                      prefill_chunk_size=args.prefill_chunk,
-                                      cache_implementation=None if cache == "dynamic" else cache)
+                                      prefill_chunk_size=args.prefill_chunk, memory_batching=auto,
+                                      shared_prefix=shared, cache_implementation=None if cache == "dynamic" else cache)
             engine.decoder = None
         try:
             passes = []
@@ -143,22 +203,21 @@ def main() -> None:
               f"({args.prompts} prompts x {args.new_tokens} new, peak {peak_gib():.1f} GiB)", flush=True)
 
     # 3. Triage: verdict probability only, through the static decoder's right-padded prefill and
-    #    through transformers' left-padded forward pass.
-    for name, decoder in (("static", static or StaticDecoder(model, graphs=True)), ("hf_forward", None)):
-        if decoder is not None:
-            decoder.release()
-        engine.decoder = decoder
-        for bs in map(int, args.triage_batch.split(",")):
-            engine.cfg = EngineConfig(batch_size=bs)
-            engine.score(engine.encode_prompts(texts[:bs]))
-            sync()
-            t = time.time()
-            engine.score(engine.encode_prompts(texts[: args.triage]))
-            sync()
-            rate = args.triage / (time.time() - t)
-            figures[f"triage_{name}_b{bs}_conversations_per_s"] = round(rate, 1)
-            print(f"engine triage {name:<10} batch {bs:>3}: {rate:8.1f} conversations/s (peak {peak_gib():.1f} GiB)",
-                  flush=True)
+    #    through transformers' left-padded forward pass, with and without the shared prefix.
+    static = static or StaticDecoder(model, graphs=True)
+    batches = args.triage_batch.split(",")
+    triage(engine, texts[: args.triage], batches, "triage", figures, static)
+    # 4. Short messages: the instruction is most of each prompt, so sharing it matters most.
+    if args.short_triage:
+        short = short_messages(tok, args.short_triage, args.short_tokens)
+        own = sorted(len(tok(t, add_special_tokens=False)["input_ids"]) for t in short)
+        figures["short_communication_tokens_median"] = own[len(own) // 2]
+        figures["short_prompt_tokens_mean"] = round(sum(map(len, engine.encode_prompts(short))) / len(short))
+        figures["shared_prefix_tokens"] = len(engine.prefix.ids)
+        print(f"short messages: median {own[len(own) // 2]} communication tokens, "
+              f"{figures['short_prompt_tokens_mean']} prompt tokens on average, "
+              f"{len(engine.prefix.ids)} of them the shared prefix", flush=True)
+        triage(engine, short, batches, "short_triage", figures, static)
     print(json.dumps(figures, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -12,6 +12,7 @@ import pytest
 from pipeline.inference.config import DetectorModelConfig, EngineConfig
 from pipeline.inference.engine import Detector
 from test_engine import TEXTS
+from test_prefix import MORE_TEXTS, adapters  # noqa: F401 - `adapters` is a fixture
 from test_train import ROOT, lora_tensors, prepared, train_cfg  # noqa: F401 - `prepared` is a fixture
 
 pytestmark = pytest.mark.gpu
@@ -73,3 +74,49 @@ def test_cuda_graph_replay_equals_the_eager_static_loop_in_bf16(tiny_mistral):
     assert det.decoder.generate(longer, 24, det.eos_ids, pad) == StaticDecoder(det.model, graphs=False).generate(
         longer, 24, det.eos_ids, pad)
     assert det.decoder.generate(prompts, 24, det.eos_ids, pad) == eager
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cuda_shared_prefix_across_adapters_equals_the_unshared_path(tiny_mistral, adapters, dtype):
+    """Per adapter (and the bare base) the shared prefix gives the unshared probabilities, through the CUDA-graph
+    loop: within 1e-4 and the same tokens in fp32, within bf16 rounding in bf16."""
+    model = DetectorModelConfig(name_or_path=str(tiny_mistral))
+    base = dict(device="cuda", dtype=dtype, max_new_tokens=16, batch_size=3)
+    on = Detector(model, EngineConfig(**base))
+    off = Detector(model, EngineConfig(**base, shared_prefix=False), model=on.model, tokenizer=on.tokenizer)
+    assert on.decoder.graphs
+    for name, folder in adapters.items():
+        on.attach_adapter(name, folder)
+    off.model = on.model  # the first attach wrapped the base model in PEFT
+    prompts = on.encode_prompts(MORE_TEXTS)
+    probabilities = {}
+    for name in [None, "risk-a", "risk-b", "risk-a", None]:
+        with on.use_adapter(name):
+            p_on, texts_on = on.score(prompts).probability, [g.text for g in on.generate(prompts)]
+        with off.use_adapter(name):
+            p_off, texts_off = off.score(prompts).probability, [g.text for g in off.generate(prompts)]
+        if dtype == "float32":
+            np.testing.assert_allclose(p_on, p_off, atol=1e-4, rtol=0)
+            assert texts_on == texts_off
+        else:
+            np.testing.assert_allclose(p_on, p_off, atol=3e-2, rtol=0)
+        probabilities[name] = p_on
+    assert len(on.prefix) == 3  # the bare base, risk-a, risk-b: each computed once
+    assert not np.allclose(probabilities["risk-a"], probabilities["risk-b"], atol=1e-3)
+    assert on.detach_adapter("risk-a") and len(on.prefix) == 2
+
+
+def test_cuda_memory_batching_sizes_batches_from_free_memory(tiny_mistral):
+    """On GPU the batch is what free memory holds (capped), not engine.batch_size; answers do not change."""
+    model = DetectorModelConfig(name_or_path=str(tiny_mistral))
+    base = dict(device="cuda", dtype="float32", max_new_tokens=16, batch_size=2)
+    auto = Detector(model, EngineConfig(**base, max_memory_batch=64))
+    fixed = Detector(model, EngineConfig(**base, memory_batching=False), model=auto.model, tokenizer=auto.tokenizer)
+    prompts = auto.encode_prompts(MORE_TEXTS * 2)
+    lengths = [len(p) for p in prompts]
+    assert [len(b) for b in auto._batches(lengths, 16)] == [len(prompts)]  # a tiny model: all 14 fit at once
+    assert [len(b) for b in fixed._batches(lengths, 16)] == [2] * 7
+    auto.cfg = EngineConfig(**base, max_memory_batch=5)
+    assert [len(b) for b in auto._batches(lengths, 16)] == [5, 5, 4]
+    assert [g.text for g in auto.generate(prompts)] == [g.text for g in fixed.generate(prompts)]
+    np.testing.assert_allclose(auto.score(prompts).probability, fixed.score(prompts).probability, atol=1e-4)

@@ -35,7 +35,26 @@ class EngineConfig(Strict):
         "KV cache once instead of repeating it per query group (pipeline/inference/attention.py).",
     )
     max_new_tokens: int = Field(512, ge=16, le=8192, description="Answer budget; answers that hit it are flagged.")
-    batch_size: int = Field(32, ge=1, description="Most sequences per forward/generate call.")
+    batch_size: int = Field(32, ge=1, description="Most sequences per forward/generate call (on GPU only when "
+                            "engine.memory_batching is false).")
+    memory_batching: bool = Field(
+        True, description="GPU only: size every batch (its rows, given the KV-cache width its longest prompt + "
+        "max_new_tokens needs) from the free GPU memory (torch.cuda.mem_get_info) instead of batch_size, up to "
+        "max_memory_batch rows (pipeline/inference/memory.py). CPU always uses batch_size.",
+    )
+    max_memory_batch: int = Field(
+        256, ge=1, description="memory_batching: most rows per batch, however much memory is free (larger "
+        "batches add little decode speed and delay the first results).",
+    )
+    memory_fraction: float = Field(
+        0.9, gt=0, le=1, description="memory_batching: the share of the free GPU memory that a batch's KV cache "
+        "and activations may take (the rest: allocator fragmentation, CUDA graphs, other processes).",
+    )
+    shared_prefix: bool = Field(
+        True, description="Run the prompt tokens every communication shares (the chat template's start and the "
+        "instruction) once per model and adapter and start every row from their keys/values, in generation and "
+        "in the verdict probability (pipeline/inference/prefix.py). Same answers and probabilities, less prefill.",
+    )
     max_batch_tokens: int | None = Field(
         None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
     )

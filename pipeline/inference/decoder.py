@@ -13,8 +13,11 @@ or not) through a fixed-shape step:
   read once. On CUDA that step is captured once per (batch, cache width) and replayed: one launch.
 
 Positions count from each prompt's first token, as HF does with left padding, so answers match
-``generate`` (greedy, same weights) up to floating-point ties. Finished rows keep computing (their
-tokens are ignored) so shapes never change; the host checks for the end every few steps only.
+``generate`` (greedy, same weights) up to floating-point ties. With a shared prefix (the template's
+start and the instruction, `pipeline/inference/prefix.py`) its keys/values, computed once, fill
+positions 0..P-1 of every row and prefill runs each row's own tokens only, from position P.
+Finished rows keep computing (their tokens are ignored) so shapes never change; the host checks for
+the end every few steps only.
 """
 
 from __future__ import annotations
@@ -93,6 +96,11 @@ class StaticDecoder:
             torch.cuda.empty_cache()
 
     # -- cache --------------------------------------------------------------------------------------
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes the KV cache storage holds now (the next batch reuses it, or frees it to grow)."""
+        return sum(s.numel() * s.element_size() for s in self._storage)
+
     def _cache(self, rows: int, width: int) -> list[tuple]:
         """Per layer (keys, values) views of shape [rows, kv_heads, width, head_dim] over one storage.
 
@@ -111,18 +119,25 @@ class StaticDecoder:
         return [(s[:need].view(shape), s[need:2 * need].view(shape)) for s in self._storage]
 
     # -- forward passes -----------------------------------------------------------------------------
-    def _prefill(self, ids, lengths, cache=None, rows: slice | None = None):
+    def _prefill(self, ids, lengths, cache=None, rows: slice | None = None, prefix=None, keep: list | None = None):
         """Run right-padded prompts `ids` [b, w] (into cache `rows` when a cache is given).
 
-        Returns the next-token logits at each prompt's last real position, [b, vocab].
+        With `prefix` (per layer keys/values [1, kv_heads, P, head_dim]) the ids continue it: they sit at
+        positions P.., attend to the prefix and to each other causally, and land in the cache from P on.
+        `keep` collects each layer's (keys, values) of `ids` (how the prefix itself is computed).
+        Returns the next-token logits at each prompt's last real position (`lengths` count `ids`), [b, vocab].
         """
         import torch
         import torch.nn.functional as F
+        from torch.nn.attention.bias import causal_lower_right
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         b, w = ids.shape
+        start = prefix[0][0].shape[2] if prefix is not None else 0
         x = self.stack.embed_tokens(ids)
-        cos, sin = self.cos[:w][None], self.sin[:w][None]
+        cos, sin = self.cos[start:start + w][None], self.sin[start:start + w][None]
+        # Query i (position start+i) sees the prefix and ids 0..i: causal, aligned to the bottom right.
+        mask = causal_lower_right(w, start + w) if start else None
         groups = self.heads // self.kv_heads
         for i, layer in enumerate(self.stack.layers):
             attn = layer.self_attn
@@ -132,13 +147,19 @@ class StaticDecoder:
             v = attn.v_proj(h).view(b, w, self.kv_heads, self.head_dim).transpose(1, 2)
             q, k = apply_rotary_pos_emb(q, k, cos, sin)
             if cache is not None:
-                cache[i][0][rows, :, :w] = k
-                cache[i][1][rows, :, :w] = v
+                cache[i][0][rows, :, start:start + w] = k
+                cache[i][1][rows, :, start:start + w] = v
+            if keep is not None:
+                keep.append((k, v))
+            if start:
+                k = torch.cat([prefix[i][0].expand(b, -1, -1, -1), k], dim=2)
+                v = torch.cat([prefix[i][1].expand(b, -1, -1, -1), v], dim=2)
             # Right padding: real tokens only ever see earlier real tokens, so plain causal attention
             # (flash on CUDA) is exact for them; the pad positions' outputs are never used.
-            k = k[:, :, None].expand(b, self.kv_heads, groups, w, self.head_dim).reshape(b, self.heads, w, self.head_dim)
-            v = v[:, :, None].expand(b, self.kv_heads, groups, w, self.head_dim).reshape(b, self.heads, w, self.head_dim)
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scaling)
+            s, d = start + w, self.head_dim
+            k = k[:, :, None].expand(b, self.kv_heads, groups, s, d).reshape(b, self.heads, s, d)
+            v = v[:, :, None].expand(b, self.kv_heads, groups, s, d).reshape(b, self.heads, s, d)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=self.scaling)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(b, w, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         last = x[torch.arange(b, device=x.device), lengths - 1]
@@ -216,20 +237,39 @@ class StaticDecoder:
             yield slice(start, start + len(chunk)), ids.to(self.device)
 
     # -- public -------------------------------------------------------------------------------------
-    def last_logits(self, prompts: list[list[int]], pad_id: int):
-        """Next-token logits after each prompt (float32, [n, vocab]): one prefill, no cache, no decoding."""
+    def prefix_kv(self, ids: list[int]) -> list[tuple]:
+        """Per layer (keys, values) [1, kv_heads, P, head_dim] of the token ids `ids` at positions 0..P-1:
+        the shared prefix that `generate` and `last_logits` take as `prefix`."""
         import torch
 
+        keep: list[tuple] = []
+        with torch.inference_mode():
+            self._prefill(torch.tensor([ids], device=self.device), torch.tensor([len(ids)], device=self.device),
+                          keep=keep)
+        return keep
+
+    def last_logits(self, prompts: list[list[int]], pad_id: int, prefix=None):
+        """Next-token logits after each prompt (float32, [n, vocab]): one prefill, no cache, no decoding.
+
+        With `prefix` (from `prefix_kv`; every prompt starts with its P tokens) only the tokens after it run.
+        """
+        import torch
+
+        start = prefix[0][0].shape[2] if prefix is not None else 0
+        own = [p[start:] for p in prompts]
         out = []
         with torch.inference_mode():
-            for rows, ids in self._right_padded(prompts, pad_id):
-                lengths = torch.tensor([len(p) for p in prompts[rows]], device=self.device)
-                out.append(self._prefill(ids, lengths).float())
+            for rows, ids in self._right_padded(own, pad_id):
+                lengths = torch.tensor([len(p) for p in own[rows]], device=self.device)
+                out.append(self._prefill(ids, lengths, prefix=prefix).float())
         return torch.cat(out)
 
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, eos_ids: list[int], pad_id: int) -> list[list[int]]:
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, eos_ids: list[int], pad_id: int,
+                 prefix=None) -> list[list[int]]:
         """Greedy continuations of `prompts` (token ids, unpadded); each stops after its first EOS.
 
+        With `prefix` (from `prefix_kv`; every prompt starts with its P tokens) its keys/values fill
+        positions 0..P-1 of every row and only the tokens after it are prefilled.
         Returns per prompt the new tokens, the EOS included when one was produced.
         """
         import torch
@@ -244,9 +284,13 @@ class StaticDecoder:
         started = time.perf_counter()
         with torch.inference_mode():
             cache = self._cache(batch, width)
+            start = prefix[0][0].shape[2] if prefix is not None else 0
+            for (keys, values), (k, v) in zip(cache, prefix or []):
+                keys[:, :, :start] = k
+                values[:, :, :start] = v
             first = torch.empty(batch, dtype=torch.long, device=self.device)
-            for rows, ids in self._right_padded(prompts, pad_id):
-                first[rows] = self._prefill(ids, lengths[rows], cache, rows).argmax(-1)
+            for rows, ids in self._right_padded([p[start:] for p in prompts], pad_id):
+                first[rows] = self._prefill(ids, lengths[rows] - start, cache, rows, prefix).argmax(-1)
             eos = torch.tensor(eos_ids, device=self.device)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()  # once per batch: attributes the time to prefill and decode

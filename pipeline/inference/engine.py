@@ -12,6 +12,10 @@ ids, so a caller (a Serve ingress, an evaluation batch) encodes a text once and 
   answer prefix ``{"final_verdict": "`` is run once and the next-token logits of the two verdicts'
   first distinct tokens are compared; no generation, so it doubles as a fast triage mode;
 * `attach_adapter` / `use_adapter` / `detach_adapter`: LoRA adapters on the one base model (serving).
+
+Both start every row from the shared prefix's keys/values (the template's start and the instruction, run
+once per model and adapter: `pipeline/inference/prefix.py`; engine.shared_prefix), and on GPU size each
+batch from free memory (`pipeline/inference/memory.py`; engine.memory_batching).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.inference.config import DetectorModelConfig, EngineConfig
+from pipeline.inference.prefix import PrefixCache, hf_cache, hf_prefix_kv, shares_prefix, template_prefix
 from pipeline.formatting import ChatFormatter
 
 log = logging.getLogger(__name__)
@@ -168,6 +173,9 @@ class Detector:
         # The model folder's scale (an adapter's, else a merged model's); per adapter when serving several.
         self._calibrations = {None: self._load_calibration(self.source.adapter or self.source.base)}
         self.calibration = self._calibrations[None]
+        self.prefix = PrefixCache(template_prefix(self.formatter))
+        self._adapters_off = False  # inside use_adapter(None) on a PEFT model: the bare base runs
+        self._warned_static_prefix = False
         self.load_seconds = time.time() - t0
         log.info("detector %s on %s/%s loaded in %.1fs", self.source.version, self.device, self.dtype,
                  self.load_seconds)
@@ -217,21 +225,65 @@ class Detector:
         template supplies BOS; control-token text in a communication stays ordinary text)."""
         return self.formatter.prompt_ids(communications)
 
+    # -- shared prefix ----------------------------------------------------------------------------
+    def _adapter_key(self) -> str | tuple | None:
+        """The adapter the model runs with now (None: the bare weights, merged adapters included)."""
+        if self._adapters_off or not hasattr(self.model, "peft_config"):
+            return None
+        active = self.model.active_adapter
+        return active if isinstance(active, str) else tuple(active)
+
+    def _shared_kv(self, prompts: list[list[int]], generating: bool):
+        """The shared prefix's keys/values for the weights in use when engine.shared_prefix is on and every
+        prompt starts with it; else None (the batch runs unshared)."""
+        if not self.cfg.shared_prefix or not shares_prefix(prompts, self.prefix.ids):
+            return None
+        if generating and self.decoder is None and (self.cfg.cache_implementation == "static"
+                                                    or self.cfg.prefill_chunk_size):
+            if not self._warned_static_prefix:
+                log.warning("engine.shared_prefix: transformers' generate with cache_implementation=static or "
+                            "prefill_chunk_size cannot start from a filled cache; every prompt is prefilled in full")
+                self._warned_static_prefix = True
+            return None
+        if self.decoder is not None:
+            return self.prefix.get((self._adapter_key(), "static"), self.decoder.prefix_kv)
+        return self.prefix.get((self._adapter_key(), "hf"), lambda ids: hf_prefix_kv(self.model, ids, self.device))
+
     # -- batching ---------------------------------------------------------------------------------
     def _batches(self, lengths: list[int], extra: int) -> list[list[int]]:
-        """Indices grouped by prompt length (longest first), capped by batch size and padded tokens."""
+        """Indices grouped by prompt length (longest first), capped by padded tokens and by batch size: on
+        GPU with engine.memory_batching what free memory holds (`plan_batch`), else engine.batch_size."""
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         cap = self.cfg.max_batch_tokens
-        batches, current = [], []
-        for i in order:
+        rows_that_fit = self._memory_rows(extra)
+        batches, current, limit = [], [], self.cfg.batch_size
+        for k, i in enumerate(order):
             width = lengths[current[0]] + extra if current else lengths[i] + extra
-            if current and (len(current) >= self.cfg.batch_size or (cap and width * (len(current) + 1) > cap)):
+            if current and (len(current) >= limit or (cap and width * (len(current) + 1) > cap)):
                 batches.append(current)
                 current = []
+            if not current and rows_that_fit is not None:
+                limit = rows_that_fit([lengths[j] for j in order[k:k + self.cfg.max_memory_batch]])
             current.append(i)
         if current:
             batches.append(current)
         return batches
+
+    def _memory_rows(self, new_tokens: int):
+        """On GPU with engine.memory_batching: a function from a batch's prompt lengths (longest first) to
+        the rows that fit in free memory, with `new_tokens` of KV cache per row; else None."""
+        if self.device != "cuda" or not self.cfg.memory_batching:
+            return None
+        from pipeline.inference.memory import ModelDims, available_bytes, plan_batch
+
+        held = self.decoder.cache_bytes if self.decoder is not None else 0
+        free = available_bytes(next(self.model.parameters()).device, held)  # cuda:N, the weights' GPU
+        dims = ModelDims.of(self.model)
+        # transformers' forward/generate prefill whole batches at once (no chunks): reserve for all of it.
+        prefill = self.decoder.prefill_tokens if self.decoder is not None else 1 << 62
+        log.debug("memory batching: %.1f GiB available", free / 2**30)
+        return lambda lengths: plan_batch(free, dims, lengths, new_tokens, self.cfg.max_memory_batch,
+                                          self.cfg.memory_fraction, prefill).rows
 
     def _pad_left(self, seqs: list[list[int]], bucket: int = 1):
         """Left-padded ids and mask; the width is rounded up to a multiple of `bucket`."""
@@ -255,11 +307,13 @@ class Detector:
         batches = self._batches([len(p) for p in prompts], self.cfg.max_new_tokens)
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
             t0 = time.time()
+            rows = [prompts[i] for i in batch]
+            shared = self._shared_kv(rows, generating=True)
             if self.decoder is not None:
-                new = self.decoder.generate([prompts[i] for i in batch], self.cfg.max_new_tokens, self.eos_ids,
-                                            self.tokenizer.pad_token_id)
+                new = self.decoder.generate(rows, self.cfg.max_new_tokens, self.eos_ids, self.tokenizer.pad_token_id,
+                                            prefix=shared)
             else:
-                new = self._hf_generate([prompts[i] for i in batch])
+                new = self._hf_generate(rows, shared)
             seconds = time.time() - t0
             for row, i in enumerate(batch):
                 tokens = new[row]
@@ -269,19 +323,30 @@ class Detector:
                                         len(kept) + (stop is not None), stop is not None, seconds / len(batch))
         return results  # type: ignore[return-value]
 
-    def _hf_generate(self, prompts: list[list[int]]) -> list[list[int]]:
-        """New tokens of one batch through transformers' generate (engine.decoder=generate)."""
+    def _hf_generate(self, prompts: list[list[int]], shared=None) -> list[list[int]]:
+        """New tokens of one batch through transformers' generate (engine.decoder=generate); `shared`: the
+        shared prefix's keys/values (every prompt starts with it), which generate continues from."""
         import torch
 
-        # A static cache's shape is prompt width + budget: widths in steps of 64 let compiled decode
-        # graphs be reused across batches instead of recompiled for every width.
-        ids, mask = self._pad_left(prompts, 64 if self.cfg.cache_implementation == "static" else 1)
+        extra = {}
+        if shared is not None:
+            # [prefix][left padding][own tokens]: the mask hides the padding, and generate's positions
+            # (the mask's running count) put every row's own tokens right after the prefix.
+            start = len(self.prefix.ids)
+            own, own_mask = self._pad_left([p[start:] for p in prompts])
+            head = torch.tensor(self.prefix.ids, device=self.device).expand(len(prompts), -1)
+            ids, mask = torch.cat([head, own], 1), torch.cat([torch.ones_like(head), own_mask], 1)
+            extra["past_key_values"] = hf_cache(shared, len(prompts))
+        else:
+            # A static cache's shape is prompt width + budget: widths in steps of 64 let compiled decode
+            # graphs be reused across batches instead of recompiled for every width.
+            ids, mask = self._pad_left(prompts, 64 if self.cfg.cache_implementation == "static" else 1)
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=self.cfg.max_new_tokens, do_sample=False,
                 eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
                 cache_implementation=self.cfg.cache_implementation, disable_compile=not self.cfg.compile,
-                prefill_chunk_size=self.cfg.prefill_chunk_size,
+                prefill_chunk_size=self.cfg.prefill_chunk_size, **extra,
             )
         return out[:, ids.shape[1]:].tolist()
 
@@ -297,20 +362,34 @@ class Detector:
         c_tok, nc_tok = self._decision
         for batch in tqdm(self._batches([len(s) for s in seqs], 0), desc="score", unit="batch",
                           disable=not progress):
+            rows = [seqs[i] for i in batch]
+            shared = self._shared_kv(rows, generating=False)
             if self.decoder is not None:
-                logits = self.decoder.last_logits([seqs[i] for i in batch], self.tokenizer.pad_token_id)
+                logits = self.decoder.last_logits(rows, self.tokenizer.pad_token_id, prefix=shared)
             else:
-                ids, mask = self._pad_left([seqs[i] for i in batch])
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)
-                with torch.inference_mode():
-                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                        logits_to_keep=1).logits[:, -1, :].float()
+                logits = self._hf_last_logits(rows, shared)
             probs = torch.softmax(logits, dim=-1)
             pair = probs[:, [c_tok, nc_tok]]
             p_nc[batch] = (pair[:, 1] / pair.sum(-1).clamp(min=1e-12)).cpu().numpy()
             mass[batch] = pair.sum(-1).cpu().numpy()
         calibrated = self.calibration.apply(p_nc) if self.calibration is not None else p_nc
         return Scores(calibrated, mass, p_nc)
+
+    def _hf_last_logits(self, seqs: list[list[int]], shared=None):
+        """Next-token logits after each of `seqs` (float32) from transformers' forward pass, left-padded;
+        with `shared` (the prefix's keys/values) only the tokens after the prefix run, from position P."""
+        import torch
+
+        start = len(self.prefix.ids) if shared is not None else 0
+        ids, mask = self._pad_left([s[start:] for s in seqs])
+        positions = start + (mask.cumsum(-1) - 1).clamp(min=0)
+        extra = {}
+        if shared is not None:
+            extra["past_key_values"] = hf_cache(shared, len(seqs))
+            mask = torch.cat([torch.ones((len(seqs), start), dtype=mask.dtype, device=mask.device), mask], 1)
+        with torch.inference_mode():
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1,
+                              **extra).logits[:, -1, :].float()
 
     # -- adapters (serving: several LoRA adapters on the one base model) --------------------------------
     @property
@@ -326,8 +405,10 @@ class Detector:
         if isinstance(self.model, PeftModel):
             if name not in self.model.peft_config:
                 self.model.load_adapter(folder, adapter_name=name)
+                self.prefix.drop(name)  # a name attached anew may carry other weights
         else:
             self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name).eval()
+            self.prefix.drop(name)
         self._calibrations[name] = self._load_calibration(folder)
 
     def detach_adapter(self, name: str) -> bool:
@@ -336,6 +417,7 @@ class Detector:
             return False
         self.model.delete_adapter(name)
         self._calibrations.pop(name, None)
+        self.prefix.drop(name)
         return True
 
     def use_adapter(self, name: str | None, folder: str | None = None):
@@ -345,7 +427,7 @@ class Detector:
 
         if name is None:
             self.calibration = self._calibrations[None]
-            return self.model.disable_adapter() if isinstance(self.model, PeftModel) else contextlib.nullcontext()
+            return self._bare_weights() if isinstance(self.model, PeftModel) else contextlib.nullcontext()
         if name not in getattr(self.model, "peft_config", {}):
             if folder is None:
                 raise KeyError(f"adapter {name!r} is not attached and no folder was given")
@@ -354,3 +436,13 @@ class Detector:
         self.model.set_adapter(name)
         self.calibration = self._calibrations.get(name)
         return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _bare_weights(self):
+        """PEFT's disable_adapter, remembered so the shared prefix of the bare weights is the one used."""
+        with self.model.disable_adapter():
+            self._adapters_off = True
+            try:
+                yield
+            finally:
+                self._adapters_off = False
