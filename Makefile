@@ -56,9 +56,9 @@ demo: setup
 	  if [ $$m = base ]; then model=embedded; title="SmolLM2-135M-Instruct (base)"; \
 	  else model=$(DEMO_ADAPTER); title="SmolLM2-135M-Instruct + LoRA"; fi; \
 	  $(PY) -m jobs.evaluate --config jobs/configs/evaluate_demo.yaml model.name_or_path=$$model $$dev $$test \
-	    output_dir=runs/eval/$$m "title=$$title: test split"; \
+	    output_dir=runs/eval/$$m "title=$$title, test split"; \
 	  $(PY) -m jobs.evaluate --config jobs/configs/evaluate_handwritten.yaml model.name_or_path=$$model $$dev $$hw \
-	    output_dir=runs/eval/$$m-handwritten "title=$$title: hand-written" \
+	    output_dir=runs/eval/$$m-handwritten "title=$$title, hand-written" \
 	    $$( [ $$m = demo ] && echo "compare_to=[runs/eval/base,runs/eval/base-handwritten,runs/eval/demo]" ); \
 	done
 	$(PY) -m jobs.serve --config serve/config_demo.yaml --smoke adapters.demo=$(DEMO_ADAPTER) default_adapter=demo
