@@ -20,7 +20,7 @@ def run(cfg: ScoreConfig) -> None:
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     s = run_scoring(cfg)
-    print(f"read {s['read']:,}: scored {s['scored']:,} ({s['truncated']:,} cut to the model's context), "
+    print(f"read {s['read']:,}: scored {s['scored']:,} ({s['chunked']:,} scored in windows), "
           f"flagged {s['flagged']:,} (p >= {s['threshold']}), rejected {s['rejected']:,} {s['rejects_by_reason']}  "
           f"({s['seconds']}s)")
     print(f"scores: {cfg.output_dir}/scores/")
