@@ -84,7 +84,7 @@ class _Rows:
 
 
 def _as_text(value) -> str | None:
-    if value is None:
+    if value is None or value == "":  # an empty CSV cell is an absent value
         return None
     if isinstance(value, (datetime, date)):
         return value.isoformat()
@@ -92,7 +92,7 @@ def _as_text(value) -> str | None:
 
 
 def _participants(value) -> list[str] | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, str) and value.lstrip().startswith("["):
         try:
