@@ -34,7 +34,7 @@ def test_duplicates_are_scored_once_fanned_out_and_counts_reconcile(tiny_mistral
     pd.DataFrame({"id": ["p0", "p1", "p2"], "text": [base[0], base[5], None]}).to_parquet(
         tmp_path / "archive" / "more.parquet")
     out = tmp_path / "out"
-    argv = _argv(tmp_path / "archive", out, tiny_mistral, "explain=false", "max_chars=300", "unit_bytes=1024")
+    argv = _argv(tmp_path / "archive", out, tiny_mistral, "explain=false", "max_bytes=300", "unit_bytes=1024")
     assert job_main(ScoreConfig, run, None, argv) == 0
 
     summary = json.loads((out / "summary.json").read_text())
