@@ -125,6 +125,57 @@ def test_csv_with_a_custom_column_mapping(ray_session, tmp_path):
     assert missing["reason"] == "missing_column" and "fields.text" in missing["detail"]
 
 
+def test_mbox_and_eml_folder_cut_into_units_read_as_the_whole(tmp_path):
+    """A plain mbox larger than unit_bytes is cut at message separators, a folder of .eml files into batches, a
+    Parquet file by row groups; the units together read exactly the rows one unit per file reads (ids, message
+    numbers, byte offsets, texts), and an unknown extension is one unknown_format reject."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.score.sources import Reading
+    from pipeline.score.units import list_inputs, plan_units, unit_tables
+
+    box = mailbox.mbox(tmp_path / "inbox.mbox")
+    for i in range(40):
+        m = mail(f"Note {i}", msg_id=f"<n{i}@firm.com>")
+        m.set_content(f"From my desk, note {i}: the fund fees are listed on page {i}.\n" * 3)
+        box.add(m)
+    for m in (multipart(), html_only(), attachments_only()):
+        box.add(m)
+    box.flush()
+    for i in range(6):
+        m = mail(f"Eml {i}", msg_id=f"<e{i}@firm.com>")
+        m.set_content("Advisor: see the attached terms. " * 20)
+        (tmp_path / f"e{i}.eml").write_bytes(bytes(m))
+    texts = [f"note {i}: " + " ".join(str(i * j * 7919) for j in range(80)) for i in range(50)]
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(50)], "text": texts}), tmp_path / "calls.parquet",
+                   row_group_size=5)
+    (tmp_path / "notes.docx").write_bytes(b"PK")
+
+    def rows(unit_bytes):
+        cfg = ScoreConfig(paths=[str(tmp_path)], unit_bytes=unit_bytes)
+        units = plan_units(list_inputs(cfg.paths), cfg.unit_bytes, cfg.format)
+        read = [r for u in units for t in unit_tables(u, Reading.from_config(cfg)) for r in t.to_pylist()]
+        return units, sorted(read, key=lambda r: (r["file"], r["line"]))
+
+    small_units, small = rows(1024)
+    whole_units, whole = rows(1 << 30)
+    kinds = [(u.format, u.kind) for u in small_units]
+    assert kinds.count(("mbox", "lines")) > 3 and kinds.count(("eml", "eml")) > 1
+    assert kinds.count(("parquet", "parquet")) > 1 and ("", "unknown") in kinds
+    assert [(u.format, u.kind) for u in whole_units] == [("parquet", "parquet"), ("eml", "eml"), ("mbox", "lines"),
+                                                         ("", "unknown")]
+    raw = (tmp_path / "inbox.mbox").read_bytes()
+    assert all(raw[u.start:u.start + 5] == b"From " for u in small_units if u.format == "mbox")
+    assert small == whole and len(small) == 40 + 3 + 6 + 50 + 1
+    mbox = [r for r in small if r["file"].endswith("inbox.mbox")]
+    assert [r["line"] for r in mbox] == list(range(1, 44)) and mbox[0]["id"] == "<n0@firm.com>"
+    assert all(raw[r["offset"]:r["offset"] + 5] == b"From " for r in mbox)
+    assert "From my desk, note 7" in mbox[7]["text"] and mbox[-1]["reason"] == "attachments_only"
+    [unknown] = [r for r in small if r["reason"] == "unknown_format"]
+    assert unknown["file"].endswith("notes.docx") and "format" in unknown["detail"]
+
+
 def test_old_keys_are_refused_with_the_new_names():
     with pytest.raises(ConfigError) as e:
         load_config(ScoreConfig, None, ["paths=[x]", "text_field=body", "id_field=ref", "max_chars=100"])
@@ -175,6 +226,9 @@ def test_salted_archive_reconciles(tiny_mistral, ray_session, tmp_path):
     scores = pd.read_parquet(out / "scores")
     assert sorted(scores["id"]) == sorted(["j0", "j1", "j2", "j3", "p1", "s1", "<thread-1@firm.com>",
                                            "<html-1@firm.com>", "<note-1@firm.com>"])
+    thread = scores.set_index("id").loc["<thread-1@firm.com>"]  # the archive's metadata kept in the scores
+    assert thread["timestamp"] == "2024-10-01T10:30:00+02:00" and thread["channel"] == "email"
+    assert list(thread["participants"]) == ["dana@firm.com", "client@home.net"] and thread["windows"] == 1
     assert set(scores.loc[scores["channel"] == "email", "file"].map(lambda p: p.rsplit("/", 1)[-1])) == {
         "mail.mbox", "note.eml"}
     rejects = [json.loads(line) for line in open(out / "rejects.jsonl")]

@@ -126,6 +126,7 @@ def plan_units(files: list[InputFile], unit_bytes: int, fmt: str = "auto") -> li
                 flush_emls()
             emls.append(f)
             continue
+        flush_emls()  # units in the listing's order
         if form is None:
             spans.append((f.path, "unknown", "", 0, 0, 0, "no format for this extension; set format: to read it", ()))
             continue
