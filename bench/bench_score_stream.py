@@ -110,7 +110,7 @@ def run_job(archive: Path, out: Path, model: Path, every: float, extra: list[str
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-4000:]}")
     summary = json.loads((out / "summary.json").read_text())
     return {"messages": summary["read"], "scored": summary["scored"], "duplicates": summary["duplicates"],
-            "rejected": summary["rejected"], "flagged": summary["flagged"], "truncated": summary["truncated"],
+            "rejected": summary["rejected"], "flagged": summary["flagged"], "chunked": summary["chunked"],
             "job_seconds": summary["seconds"], "wall_seconds": round(time.time() - start, 1),
             "messages_per_s": round(summary["read"] / summary["seconds"], 1),
             "peak_rss_gib": round(peak["rss"] / 2**30, 2), "peak_pss_gib": round(peak["pss"] / 2**30, 2)}
@@ -139,7 +139,7 @@ def main() -> None:
         print(f"{n:>9,} messages  {r['messages_per_s']:8,.1f} msg/s  job {r['job_seconds']:7.1f} s  "
               f"peak RSS {r['peak_rss_gib']:5.2f} GiB  PSS {r['peak_pss_gib']:5.2f} GiB  "
               f"(scored {r['scored']:,}, duplicates {r['duplicates']:,}, flagged {r['flagged']:,}, "
-              f"cut {r['truncated']:,})", flush=True)
+              f"in windows {r['chunked']:,})", flush=True)
     machine = {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30)}
     print(f"machine: {machine['cpus']} CPUs, {machine['memory_gib']} GiB")
     if args.save:

@@ -24,8 +24,8 @@ def run(cfg: ScoreConfig) -> None:
 
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     s = run_scoring(cfg)
-    print(f"read {s['read']:,}: scored {s['scored']:,} ({s['truncated']:,} cut to the model's context), "
-          f"duplicates {s['duplicates']:,}, flagged {s['flagged']:,} (p >= {s['threshold']}), "
+    print(f"read {s['read']:,}: scored {s['scored']:,} ({s['chunked']:,} scored in windows), spared by the cascade "
+          f"{s['spared']:,}, duplicates {s['duplicates']:,}, flagged {s['flagged']:,} (p >= {s['threshold']}), "
           f"rejected {s['rejected']:,} {s['rejects_by_reason']}  ({s['seconds']}s; units: {s['units']['total']} "
           f"planned, {s['units']['skipped_as_committed']} already committed)")
     print(f"scores: {cfg.output_dir}/scores/   alert queue: {cfg.output_dir}/alerts.html (+ alerts.csv)")

@@ -35,6 +35,10 @@ class Strict(BaseModel):
 RENAMED = {
     "engine.model": "model.name_or_path",
     "engine.adapter": "model.adapter",
+    # score (issue 16): the field mapping and the byte cap
+    "text_field": "fields.text",
+    "id_field": "fields.id",
+    "max_chars": "max_bytes (a cap in UTF-8 bytes; longer texts below it are scored in windows, not rejected)",
 }
 
 

@@ -94,8 +94,11 @@ class IngressDeploymentConfig(Strict):
 class LimitsConfig(Strict):
     max_chars: int = Field(20_000, ge=1, description="Longest communication accepted (characters); longer: 413.")
     max_prompt_tokens: int = Field(
-        4096, ge=16, description="Longest formatted prompt accepted (tokens, instruction included); longer: 413. "
-        "With engine.max_new_tokens it must fit the model's context.")
+        4096, ge=16, description="Longest formatted prompt (tokens, instruction included): /v1/analyze judges a "
+        "longer text in overlapping windows of this size; the other endpoints answer 413. With "
+        "engine.max_new_tokens it must fit the model's context.")
+    window_overlap_tokens: int = Field(128, ge=0, description="/v1/analyze windows: tokens each window repeats "
+                                       "from the one before (capped at half a window).")
     max_batch_items: int = Field(32, ge=1, description="Most communications in one /v1/analyze/batch or "
                                  "/v1/score request; more: 413.")
 

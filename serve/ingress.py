@@ -2,7 +2,9 @@
 
 Endpoints (OpenAPI at /docs): POST /v1/analyze, /v1/analyze/batch, /v1/score, /v1/chat/completions
 (OpenAI-compatible), GET /v1/models, /healthz, /readyz. Inputs are checked here, before any model
-work: an empty text is a 422, an over-long one a 413 naming the limit, an unknown model a 404
+work: an empty text is a 422, an over-long one a 413 naming the limit (on /v1/analyze only a text over
+`limits.max_chars`: a shorter one whose prompt exceeds `limits.max_prompt_tokens` is judged in overlapping
+windows, pipeline/score/chunking.py, and explained from its riskiest), an unknown model a 404
 listing the known ones, text that is not valid Unicode a 422, a body that is not UTF-8 a 400, a body
 not sent as `Content-Type: application/json` a 415; every error has the one JSON shape. Overload is a
 fast 503: when every Detector replica holds `detector.max_ongoing_requests` and
@@ -199,19 +201,23 @@ class IngressMetrics:
         self.latency.observe((time.perf_counter() - t0) * 1000, tags={"endpoint": endpoint})
 
 
-def build_analysis(raw: dict, text: str, threshold: float) -> dict:
+def build_analysis(raw: dict, text: str, threshold: float, offset: int = 0) -> dict:
     """A replica's raw result (probability, format mass, the generation) -> the Analysis fields: the verdict
-    record of `read_verdict`, shaped for the response."""
+    record of `read_verdict`, shaped for the response. `text` is what the model judged: the request's text, or
+    one window of it starting at character `offset` (evidence offsets point into the request's text)."""
+    from pipeline.inference.grounding import quote_span
     from pipeline.inference.verdicts import read_verdict
 
     record = read_verdict(raw["generation"], text, threshold)
     gen, parsed = record.generation, record.parsed
+    spans = [quote_span(g.quote, text, threshold) for g in record.evidence]
     return {
         "verdict": record.verdict, "verdict_probability": raw["verdict_probability"],
         "format_mass": raw["format_mass"], "parse_status": parsed.status, "parse_error": parsed.error,
         "parse_problems": parsed.problems, "repairs": parsed.repairs,
-        "evidence": [{"quote": g.quote, "grounded": g.grounded, "exact": g.exact, "score": round(g.score, 1)}
-                     for g in record.evidence],
+        "evidence": [{"quote": g.quote, "grounded": g.grounded, "exact": g.exact, "score": round(g.score, 1),
+                      "start": offset + span[0] if span else None, "end": offset + span[1] if span else None}
+                     for g, span in zip(record.evidence, spans)],
         "all_evidence_grounded": record.all_grounded,
         "finished": gen.finished, "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.new_tokens},
         "model": raw["model"], "batch_size": raw["batch_size"], "raw_text": gen.text,
@@ -266,10 +272,11 @@ class Ingress:
                            "model_not_found")
         return name
 
-    def _encode(self, texts: list[tuple[str, Any, str]]) -> list[list[int]]:
+    def _encode(self, texts: list[tuple[str, Any, str]], windows: bool = False) -> list[list[int]]:
         """(where, text, model) triples -> each text's prompt ids in its model's format: the one tokenisation of
         the request, checked against the limits here and handed to the replica. Raises one ApiError listing
-        every problem (422 if any is malformed, else 413 for sizes over the limits)."""
+        every problem (422 if any is malformed, else 413 for sizes over the limits). With `windows`, a prompt
+        over limits.max_prompt_tokens is returned, not refused: the caller judges it in windows."""
         lim = self.cfg.limits
         problems: list[tuple[int, str]] = []
         prompts: list[list[int]] = []
@@ -282,7 +289,7 @@ class Ingress:
             else:
                 prompts.append(self.formatters[name].prompt_ids([text])[0])
                 n = len(prompts[-1])
-                if n > lim.max_prompt_tokens:
+                if n > lim.max_prompt_tokens and not windows:
                     problems.append((413, f"{where}: the prompt is {n} tokens, over the limit of "
                                           f"{lim.max_prompt_tokens} (limits.max_prompt_tokens); shorten the text"))
         if problems:
@@ -370,15 +377,43 @@ class Ingress:
         return ModelList(data=list(self.cards.values()))
 
     @api.post("/v1/analyze", response_model=Analysis, dependencies=POST_CHECKS, tags=["v1"],
-              summary="Judge one communication")
+              summary="Judge one communication (a long one in overlapping windows, explained from the riskiest)")
     async def analyze(self, body: AnalyzeRequest) -> dict:
         name = self._model(body.adapter)
-        [prompt] = self._encode([("text", body.text, name)])
+        [prompt] = self._encode([("text", body.text, name)], windows=True)
         request_id = str(uuid.uuid4())
-        analyses, t0 = await self._analyze([(body.text, name, prompt)])
-        result = {**analyses[0], "request_id": request_id, "id": body.id, "metadata": body.metadata}
+        if len(prompt) > self.cfg.limits.max_prompt_tokens:
+            result, t0 = await self._analyze_windows(body.text, name)
+        else:
+            analyses, t0 = await self._analyze([(body.text, name, prompt)])
+            result = analyses[0]
+            result["windows"] = [{"start": 0, "end": len(body.text), "prompt_tokens": len(prompt),
+                                  "verdict_probability": result["verdict_probability"], "explained": True}]
+        result = {**result, "request_id": request_id, "id": body.id, "metadata": body.metadata}
         result["latency_ms"] = self._deliver("analyze", [(body.text, body.id, result)], t0)
         return result
+
+    async def _analyze_windows(self, text: str, name: str) -> tuple[dict, float]:
+        """A text whose prompt exceeds limits.max_prompt_tokens: every window scored, the riskiest explained.
+        Returns the analysis (its probability the riskiest window's, evidence offsets into `text`, the windows)
+        and the perf_counter time the work started."""
+        from pipeline.score.chunking import split_windows, token_counter
+
+        lim, t0 = self.cfg.limits, time.perf_counter()
+        formatter = self.formatters[name]
+        windows = split_windows(text, formatter.prompt_ids, token_counter(self.tokenizer), lim.max_prompt_tokens,
+                                lim.window_overlap_tokens)
+        scores = await asyncio.gather(*(self._call("score", name, w.prompt) for w in windows))
+        probs = [s["verdict_probability"] for s in scores]
+        best = max(range(len(windows)), key=probs.__getitem__)
+        window = windows[best]
+        raw = await self._call("analyze", name, window.prompt)
+        result = build_analysis(raw, text[window.start:window.end], self.cfg.grounding_threshold, window.start)
+        result["verdict_probability"] = probs[best]  # the message's risk: its riskiest window's, as scored
+        result["windows"] = [{"start": w.start, "end": w.end, "verdict_probability": p,
+                              "prompt_tokens": len(w.prompt), "explained": i == best}
+                             for i, (w, p) in enumerate(zip(windows, probs))]
+        return result, t0
 
     @api.post("/v1/analyze/batch", response_model=BatchAnalysis, dependencies=POST_CHECKS,
               tags=["v1"], summary="Judge several communications (batched with all concurrent requests)")

@@ -112,6 +112,19 @@ class EvidenceCheck(BaseModel):
     grounded: bool = Field(description="The quote occurs in the communication (verbatim or a near match).")
     exact: bool = Field(description="Verbatim after whitespace normalisation.")
     score: float = Field(description="Fuzzy match score 0-100.")
+    start: int | None = Field(None, description="Where the quote starts in the request's text (character offset; "
+                              "null when not found there).")
+    end: int | None = Field(None, description="Where the quote ends in the request's text (exclusive).")
+
+
+class WindowScore(BaseModel):
+    """One window of the request's text: a text too long for one prompt is judged in overlapping windows."""
+
+    start: int = Field(description="First character of the window in the request's text.")
+    end: int = Field(description="End of the window (exclusive).")
+    verdict_probability: float = Field(description="P(NON_COMPLIANT) of this window.")
+    prompt_tokens: int
+    explained: bool = Field(description="The verdict, evidence and usage come from this window (the riskiest).")
 
 
 class ModelRef(BaseModel):
@@ -130,7 +143,8 @@ class Analysis(BaseModel):
     request_id: str = Field(description="UUID of this decision (also in the audit log).")
     id: str | None = None
     verdict: Verdict | None = Field(description="Null when no verdict could be read (see parse_status).")
-    verdict_probability: float = Field(description="P(NON_COMPLIANT) from one forward pass.")
+    verdict_probability: float = Field(description="P(NON_COMPLIANT) from one forward pass (of the riskiest "
+                                       "window when the text is judged in windows).")
     format_mass: float = Field(description="Probability the model puts on either verdict token; low means it "
                                "would not answer in the trained format.")
     parse_status: Literal["ok", "repaired", "invalid_schema", "parse_error"]
@@ -146,6 +160,8 @@ class Analysis(BaseModel):
     batch_size: int = Field(description="Communications the replica ran through the model together.")
     latency_ms: float
     metadata: dict[str, Any] | None = None
+    windows: list[WindowScore] | None = Field(None, description="/v1/analyze: the windows the text was judged in "
+                                              "(one when it fits a prompt), each with its probability.")
 
 
 class BatchAnalysis(BaseModel):

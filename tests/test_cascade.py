@@ -99,3 +99,35 @@ def test_scoring_skips_the_llm_for_what_the_first_stage_clears(tiny_mistral, ray
     assert job_main(ScoreConfig, run, None, argv + ["cascade=false", "restart=true"]) == 0
     again = pd.read_parquet(tmp_path / "out" / "scores")
     assert not again["spared"].any() and again["p_violation"].notna().all()
+
+
+def test_the_cascade_reads_the_whole_text_before_any_window(tiny_mistral, ray_session, tmp_path):
+    """Long messages: the first stage judges the whole text; one it clears is spared (no windows, no LLM), one it
+    passes is scored by the LLM in windows (chunked) with its riskiest window's probability."""
+    from jobs.score import run
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_mistral, model_dir)
+    bow, cascade = fit_cascade(str(_prepared(tmp_path / "prepared")), target_recall=1.0)
+    save_cascade(bow, cascade, model_dir)
+    long_violating, long_clean = " ".join([VIOLATING[0]] * 12), " ".join([CLEAN[0]] * 12)
+    first = bow.predict_proba([long_violating, long_clean])[:, 1]
+    assert first[0] >= cascade.threshold > first[1]  # the stage passes one and clears the other
+    detector = Detector(DetectorModelConfig(name_or_path=str(model_dir)), EngineConfig(device="cpu"))
+    overhead = len(detector.encode_prompts([""])[0])
+    assert len(detector.encode_prompts([long_clean])[0]) > overhead + 64  # both need windows of this size
+    write_jsonl(tmp_path / "archive" / "a.jsonl", [{"id": "violating", "text": long_violating},
+                                                    {"id": "clean", "text": long_clean}])
+    argv = [f"paths=[{tmp_path / 'archive'}]", f"output_dir={tmp_path / 'out'}", f"model.name_or_path={model_dir}",
+            "engine.max_new_tokens=16", "cpus_per_actor=1", "explain=false", "threshold=0.01",
+            f"chunking.window_tokens={overhead + 64}", "chunking.overlap_tokens=8"]
+    assert job_main(ScoreConfig, run, None, argv) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["read"], summary["scored"], summary["spared"], summary["chunked"]) == (2, 2, 1, 1)
+    scores = pd.read_parquet(tmp_path / "out" / "scores").set_index("id")
+    clean, violating = scores.loc["clean"], scores.loc["violating"]
+    assert clean["spared"] and pd.isna(clean["windows"]) and pd.isna(clean["p_violation"]) and not clean["flagged"]
+    assert not violating["spared"] and violating["windows"] >= 2 and violating["flagged"]
+    assert 0 <= violating["risk_start"] < violating["risk_end"] <= len(long_violating)

@@ -16,7 +16,7 @@ def test_scores_flags_explains_and_accounts(tiny_mistral, ray_session, tmp_path)
     lines += ["{not json", {"id": "empty", "text": "  "}, {"id": "long", "text": "x" * 500}]
     archive = write_jsonl(tmp_path / "archive" / "chats.jsonl", lines)
     out = tmp_path / "out"
-    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"model.name_or_path={tiny_mistral}", "max_chars=200",
+    argv = [f"paths=[{archive.parent}]", f"output_dir={out}", f"model.name_or_path={tiny_mistral}", "max_bytes=200",
             "engine.max_new_tokens=16", "engine.batch_size=4", "threshold=0.01", "cpus_per_actor=1"]
     assert job_main(ScoreConfig, run, None, argv) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -30,15 +30,15 @@ def test_scores_flags_explains_and_accounts(tiny_mistral, ray_session, tmp_path)
     assert len(open(out / "rejects.jsonl").readlines()) == 3
 
 
-def test_message_over_the_model_context_is_cut_and_the_rest_scored(tiny_mistral, ray_session, tmp_path):
-    """Under max_chars but over the tiny model's 4,096 positions: scored with truncated=True, never fed whole."""
+def test_message_over_the_model_context_is_scored_in_windows(tiny_mistral, ray_session, tmp_path):
+    """Under max_bytes but over the tiny model's 4,096 positions: scored in windows (never cut, never fed whole)."""
     from jobs.score import run
     from transformers import AutoConfig, AutoTokenizer
 
     positions = AutoConfig.from_pretrained(tiny_mistral).max_position_embeddings
     long_text = "Advisor: I guarantee this fund never loses money, trust me. " * 600
     tokens = len(AutoTokenizer.from_pretrained(tiny_mistral)(long_text)["input_ids"])
-    assert tokens > positions and len(long_text) < 50_000  # the case of the issue: fits max_chars, not the model
+    assert tokens > positions and len(long_text) < 50_000  # the case of the issue: under the cap, over the model
     lines = [{"id": f"m{i}", "text": f"Advisor: I guarantee a {i}% return."} for i in range(4)]
     archive = write_jsonl(tmp_path / "archive" / "chats.jsonl", lines + [{"id": "huge", "text": long_text}])
     out = tmp_path / "out"
@@ -46,13 +46,15 @@ def test_message_over_the_model_context_is_cut_and_the_rest_scored(tiny_mistral,
             "engine.max_new_tokens=16", "engine.batch_size=4", "threshold=0.01", "cpus_per_actor=1"]
     assert job_main(ScoreConfig, run, None, argv) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["read"], summary["scored"], summary["rejected"], summary["truncated"]) == (5, 5, 0, 1)
+    assert (summary["read"], summary["scored"], summary["rejected"], summary["chunked"]) == (5, 5, 0, 1)
     assert summary["rejects_by_reason"] == {}
     scores = pd.read_parquet(out / "scores").set_index("id")
-    assert scores["truncated"].to_dict() == {"m0": False, "m1": False, "m2": False, "m3": False, "huge": True}
+    assert scores["windows"].drop("huge").to_dict() == {"m0": 1, "m1": 1, "m2": 1, "m3": 1}
+    assert scores.loc["huge", "windows"] >= 2
     assert scores["p_violation"].between(0, 1).all()
     huge = scores.loc["huge"]
     assert huge["flagged"] and huge["parse_status"] is not None  # explained too: generation fit as well
+    assert 0 <= huge["risk_start"] < huge["risk_end"] <= len(long_text)
 
 
 def test_archive_without_rejects_summarises_and_exits_0(tiny_mistral, ray_session, tmp_path, capsys):
@@ -68,7 +70,7 @@ def test_archive_without_rejects_summarises_and_exits_0(tiny_mistral, ray_sessio
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["read"], summary["scored"], summary["rejected"], summary["rejects_by_reason"]) == (3, 3, 0, {})
     assert (out / "rejects.jsonl").read_text() == ""
-    assert "read 3: scored 3 (0 cut to the model's context)" in capsys.readouterr().out
+    assert "read 3: scored 3 (0 scored in windows)" in capsys.readouterr().out
 
 def test_rerun_after_an_interrupted_run_has_one_row_per_id(tiny_mistral, ray_session, tmp_path):
     """Issue 12 item 4c: a rerun into the same folder replaces it (it used to append: 50 rows for 40 ids);

@@ -34,7 +34,7 @@ def test_duplicates_are_scored_once_fanned_out_and_counts_reconcile(tiny_mistral
     pd.DataFrame({"id": ["p0", "p1", "p2"], "text": [base[0], base[5], None]}).to_parquet(
         tmp_path / "archive" / "more.parquet")
     out = tmp_path / "out"
-    argv = _argv(tmp_path / "archive", out, tiny_mistral, "explain=false", "max_chars=300", "unit_bytes=1024")
+    argv = _argv(tmp_path / "archive", out, tiny_mistral, "explain=false", "max_bytes=300", "unit_bytes=1024")
     assert job_main(ScoreConfig, run, None, argv) == 0
 
     summary = json.loads((out / "summary.json").read_text())
@@ -179,3 +179,49 @@ class _AlertPage(HTMLParser):
     @property
     def text(self):
         return "".join(self._text)
+
+
+def test_fingerprint_holds_every_result_changing_key():
+    """A rerun into the same folder is refused when a key that changes results differs (the reading, the byte caps,
+    the windows, the cascade), never for keys that only say where or how fast it runs."""
+    from pipeline.config import load_config
+    from pipeline.score.ledger import diff
+    from pipeline.score.run import fingerprint
+
+    def print_of(*overrides):
+        return fingerprint(load_config(ScoreConfig, None, ["paths=[x]", *overrides]), "v1", 3)
+
+    base = print_of()
+    for override in ("format=csv", "fields.text=body", "fields.timestamp=sent", "max_bytes=1000",
+                     "max_email_bytes=2048", "chunking.window_tokens=512", "chunking.overlap_tokens=8",
+                     "chunking.explain_windows=2", "cascade=false", "threshold=0.3", "unit_bytes=4096"):
+        key = override.split("=")[0]
+        assert [c for c in diff(base, print_of(override)) if c.startswith(key + ":")], override
+    for override in ("actors=2", "cpus_per_actor=2", "alerts_page_limit=10", "restart=true", "engine.batch_size=3",
+                     "output_dir=elsewhere"):
+        assert diff(base, print_of(override)) == [], override
+
+
+def test_a_duplicate_gets_the_offsets_of_its_own_text():
+    """Duplicates are equal after whitespace normalisation, not byte for byte: the riskiest window and the evidence
+    offsets computed on the first text are moved onto the duplicate's, pointing at the same words."""
+    from pipeline.score.dedup import relocate
+
+    first = "Client: is it safe?\nAdvisor: I guarantee you will not lose.\nClient: ok."
+    dup = "  Client:  is it safe?\n\n Advisor:   I guarantee\nyou will not lose.  \nClient: ok. "
+    quote = "I guarantee you will not lose."
+    at = first.index(quote)
+    window = (first.index("Advisor"), len(first))
+    evidence = json.dumps([{"quote": quote, "grounded": True, "start": at, "end": at + len(quote), "window": 1},
+                           {"quote": "not said", "grounded": False, "start": None, "end": None, "window": 1}])
+    result = {"windows": 2, "risk_start": window[0], "risk_end": window[1], "evidence": evidence, "p_violation": 0.9}
+    moved = relocate(result, first, dup)
+    quotes = json.loads(moved["evidence"])
+    assert " ".join(dup[quotes[0]["start"]:quotes[0]["end"]].split()) == quote
+    assert (quotes[1]["start"], quotes[1]["end"]) == (None, None)
+    assert dup[moved["risk_start"]:moved["risk_end"]].startswith("Advisor:") and moved["risk_end"] == len(dup.rstrip())
+    assert moved["p_violation"] == 0.9 and relocate(result, first, first) is result
+    # One window is the whole text, whatever its whitespace; a spared text (no windows) has no offsets.
+    single = relocate({"windows": 1, "risk_start": 0, "risk_end": len(first), "evidence": None}, None, dup)
+    assert (single["risk_start"], single["risk_end"]) == (0, len(dup))
+    assert relocate({"windows": None, "risk_start": None}, None, dup) == {"windows": None, "risk_start": None}

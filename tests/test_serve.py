@@ -129,6 +129,29 @@ class TestService:
         assert a["model"]["name"] == "base" and a["model"]["adapter"] is None and a["latency_ms"] > 0
         assert a["batch_size"] >= 1
 
+    def test_long_text_below_the_cap_is_analyzed_in_windows(self):
+        """Over limits.max_prompt_tokens (600) but under limits.max_chars (6000): judged in overlapping windows
+        (was a 413), its probability the riskiest window's, each window scoring as /v1/score does."""
+        text = "".join(f"Advisor: fund {i} has a fee of {i % 7}% and a lock-up of {i % 5} years.\n" for i in range(90))
+        assert len(text) < 6000
+        r = post("/v1/analyze", {"text": text, "id": "long-1"})
+        assert r.status_code == 200, r.text
+        a = r.json()
+        windows = a["windows"]
+        assert len(windows) > 1 and windows[0]["start"] == 0 and windows[-1]["end"] == len(text)
+        assert all(w["prompt_tokens"] <= 600 for w in windows)
+        assert all(p["start"] < n["start"] < p["end"] for p, n in zip(windows, windows[1:]))
+        [best] = [w for w in windows if w["explained"]]
+        assert a["verdict_probability"] == max(w["verdict_probability"] for w in windows) == best["verdict_probability"]
+        assert a["usage"]["prompt_tokens"] == best["prompt_tokens"] and a["id"] == "long-1"
+        piece = text[best["start"]:best["end"]]
+        s = post("/v1/score", {"text": piece}).json()["results"][0]["verdict_probability"]
+        assert s == pytest.approx(best["verdict_probability"], abs=1e-4)
+        for e in a["evidence"]:  # whatever the random model quoted: located in the request's text, or null
+            assert e["start"] is None or best["start"] <= e["start"] < e["end"] <= best["end"]
+        short = post("/v1/analyze", {"text": TEXT}).json()["windows"]
+        assert [(w["start"], w["end"], w["explained"]) for w in short] == [(0, len(TEXT), True)]
+
     def test_batch_and_score(self):
         r = post("/v1/analyze/batch", {"items": [{"text": TEXT, "id": str(i)} for i in range(3)]})
         assert r.status_code == 200, r.text
@@ -197,7 +220,8 @@ class TestService:
         ("/v1/analyze", "{not json", 422, "JSON"),
         ("/v1/analyze", ["a list"], 422, "body"),
         ("/v1/analyze", {"text": "a" * 6001}, 413, "6000"),
-        ("/v1/analyze", {"text": "fund guarantee " * 300}, 413, "limits.max_prompt_tokens"),
+        ("/v1/score", {"text": "fund guarantee " * 300}, 413, "limits.max_prompt_tokens"),
+        ("/v1/analyze/batch", {"items": [{"text": "fund guarantee " * 300}]}, 413, "limits.max_prompt_tokens"),
         ("/v1/analyze", {"text": TEXT, "adapter": "nope"}, 404, "['base', 'risk-a', 'risk-b']"),
         ("/v1/analyze/batch", {"items": []}, 422, "items"),
         ("/v1/analyze/batch", {"items": [{"text": TEXT}] * 5}, 413, "limit of 4"),

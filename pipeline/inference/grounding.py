@@ -8,6 +8,7 @@ communication, to forgive a copying typo. A fabricated quote scores low and is f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -64,4 +65,36 @@ def grounding_summary(groundings: list[Grounding]) -> dict:
     }
 
 
-__all__ = ["DEFAULT_THRESHOLD", "MIN_FUZZY_CHARS", "Grounding", "ground_evidence", "grounding_summary"]
+def quote_span(quote: str, communication: str, threshold: float = DEFAULT_THRESHOLD) -> tuple[int, int] | None:
+    """Where `quote` sits in `communication`: the [start, end) character offsets into the communication as
+    given (not its whitespace-collapsed form), matched the way `ground_evidence` matches (verbatim after
+    whitespace is collapsed, else the best fuzzy alignment scoring at least `threshold` for a quote of
+    MIN_FUZZY_CHARS or more). None when the quote is not found, blank or not text."""
+    if not isinstance(quote, str) or not isinstance(communication, str):
+        return None
+    needle = collapse_ws(quote)
+    if not needle:
+        return None
+    # The collapsed text built word by word, with each of its characters' position in the original.
+    parts, origin = [], []
+    for m in _WORD.finditer(communication):
+        if parts:
+            parts.append(" ")
+            origin.append(m.start() - 1)
+        parts.append(m.group())
+        origin.extend(range(m.start(), m.end()))
+    haystack = "".join(parts)
+    at = haystack.find(needle)
+    if at >= 0:
+        return origin[at], origin[at + len(needle) - 1] + 1
+    if len(needle) < MIN_FUZZY_CHARS or not haystack:
+        return None
+    aligned = fuzz.partial_ratio_alignment(needle, haystack)
+    if aligned is None or aligned.score < threshold or aligned.dest_end <= aligned.dest_start:
+        return None
+    return origin[aligned.dest_start], origin[aligned.dest_end - 1] + 1
+
+
+_WORD = re.compile(r"\S+")
+
+__all__ = ["DEFAULT_THRESHOLD", "MIN_FUZZY_CHARS", "Grounding", "ground_evidence", "grounding_summary", "quote_span"]

@@ -1,7 +1,9 @@
 """The reviewers' alert queue: flagged communications ranked by risk, as one self-contained HTML page and a CSV.
 
-Each alert carries the model and data versions, the verdict, topic, rule and severity, and the message
-with its evidence quotes highlighted. The page has no external resource (inline CSS and JS, and a
+Each alert carries the model and data versions, the verdict, topic, rule and severity, the archive's
+timestamp, channel and participants, and the message with its evidence quotes highlighted at their
+offsets (a message scored in windows names its riskiest window and is shown around it when long).
+The page has no external resource (inline CSS and JS, and a
 Content-Security-Policy that forbids loading any), sorts on a header click, filters by text and
 severity, and expands a row to its message. The texts are hostile input: every one is HTML-escaped
 into the document (the script reads only `data-` attributes and textContent, never builds markup),
@@ -24,7 +26,8 @@ COLUMNS = [("rank", "#", "num"), ("risk", "risk", "num"), ("id", "id", "text"), 
            ("topic", "topic", "text"), ("rule", "rule", "text"), ("severity", "severity", "text"),
            ("model", "model", "text"), ("data", "data", "text"), ("evidence", "evidence", "text")]
 CSV_COLUMNS = ["rank", "id", "p_violation", "pred_verdict", "pred_topic", "pred_rule", "pred_severity", "evidence_quotes",
-               "model_version", "data_version", "file", "line", "duplicate_of", "text"]
+               "model_version", "data_version", "timestamp", "channel", "participants", "windows", "risk_start",
+               "risk_end", "file", "line", "duplicate_of", "text"]
 
 
 def write_alerts(ledger: Ledger, page_limit: int, data_version: str) -> dict:
@@ -73,11 +76,12 @@ def evidence_spans(text: str, evidence: list[dict]) -> list[tuple[int, int]]:
     return merged
 
 
-def highlighted(text: str, spans: list[tuple[int, int]]) -> str:
-    """`text` HTML-escaped with each span wrapped in <mark>; a long text cut to SHOWN_CHARS around the first span."""
+def highlighted(text: str, spans: list[tuple[int, int]], focus: int = 0) -> str:
+    """`text` HTML-escaped with each span wrapped in <mark>; a long text cut to SHOWN_CHARS around the first span
+    (around character `focus` when there is none)."""
     lo, hi = 0, len(text)
     if hi > SHOWN_CHARS:
-        centre = spans[0][0] if spans else 0
+        centre = spans[0][0] if spans else focus
         lo = max(0, min(centre - SHOWN_CHARS // 2, len(text) - SHOWN_CHARS))
         hi = lo + SHOWN_CHARS
     out, pos = [], lo
@@ -117,8 +121,12 @@ def _alert(row: dict) -> str:
                      f'{"" if q.get("grounded") else " <em>(not found in the message)</em>"}</li>' for q in ev)
     where = f"{e(row.get('file'))}:{e(row.get('line'))}"
     dup = f" · same text as <code>{e(row['duplicate_of'])}</code>" if row.get("duplicate_of") else ""
-    detail = (f'<div class="where">{where}{dup} · p={e(row["p_violation"])}</div>'
-              f"{highlighted(text, evidence_spans(text, ev))}"
+    sent = "".join(f" · {e(v)}" for v in (row.get("timestamp"), row.get("channel"),
+                                           "; ".join(row.get("participants") or []) or None) if v)
+    windows = (f" · riskiest of {row['windows']} windows: characters {row['risk_start']:,}-{row['risk_end']:,}"
+               if (row.get("windows") or 0) > 1 and row.get("risk_start") is not None else "")
+    detail = (f'<div class="where">{where}{dup}{sent} · p={e(row["p_violation"])}{windows}</div>'
+              f"{highlighted(text, evidence_spans(text, ev), row.get('risk_start') or 0)}"
               f'<ul class="quotes">{quotes or "<li>no evidence quoted</li>"}</ul>')
     return (f'<tbody class="alert" {data}><tr class="row" tabindex="0">{main}</tr>'
             f'<tr class="detail" hidden><td colspan="{len(COLUMNS)}">{detail}</td></tr></tbody>')
@@ -191,7 +199,7 @@ def _csv(alerts: list[dict]) -> str:
     writer.writerow(CSV_COLUMNS)
     for a in alerts:
         quotes = " | ".join(str(q.get("quote", "")) for q in _evidence(a))
-        row = {**a, "evidence_quotes": quotes}
+        row = {**a, "evidence_quotes": quotes, "participants": "; ".join(a.get("participants") or []) or None}
         writer.writerow([row["rank"], _cell(row["id"]), f"{row['p_violation']:.6f}",
                          *[_cell(row.get(c)) for c in CSV_COLUMNS[3:]]])
     return buf.getvalue()

@@ -16,7 +16,7 @@ from pipeline.score.ledger import Ledger, unit_name
 
 log = logging.getLogger(__name__)
 
-COUNTS = ("read", "scored", "duplicates", "rejected", "flagged", "truncated", "spared")
+COUNTS = ("read", "scored", "duplicates", "rejected", "flagged", "chunked", "spared")
 
 
 def finish_run(cfg: ScoreConfig, ledger: Ledger, units: list[dict], markers: dict[int, dict], data_version: str,

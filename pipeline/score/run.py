@@ -7,8 +7,11 @@ so read = scored + duplicates + rejected. The flow (`run_scoring`): Ray Data rea
 (pipeline/score/units.py), the driver folds duplicates and feeds engine actors (`EngineActor` around
 `ScoreBatch`; pipeline/score/stream.py), and every unit is committed with a marker
 (pipeline/score/ledger.py), so a killed run resumes; pipeline/score/report.py writes the alert queue.
-A message whose prompt would not fit the model's context is cut to fit (the prompt's template kept
-whole) and scored with `truncated=True`: never fed whole, which fails the batch.
+The archive is read in every format pipeline/score/sources.py knows (JSON Lines, Parquet,
+CSV/TSV, .eml, mbox) through the units. In each engine batch the model artifact's cascade
+(pipeline/cascade.py) reads every whole text first: what it clears is spared the LLM; the rest is
+scored in windows that fit the model's context (pipeline/score/chunking.py): a message's risk is its
+riskiest window's, nothing is cut, and only max_bytes rejects.
 """
 
 from __future__ import annotations
@@ -17,97 +20,33 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from pipeline.config import config_to_dict
 
 from pipeline.inference.config import DetectorModelConfig, EngineConfig
 
-from pipeline.score.config import ScoreConfig
+from pipeline.score.config import ChunkingConfig, ScoreConfig
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("file", pa.string()), ("line", pa.int64()),
-                            ("reason", pa.string())])
-
-
-def archive_rows(batch: pa.Table, text_field: str, id_field: str, max_chars: int) -> pa.Table:
-    """Raw JSONL line rows (pipeline.reader) -> (id, text) rows; unreadable lines keep a reject reason."""
-    out = []
-    for row in batch.to_pylist():
-        rid, text, reason = f"{Path(row['path']).name}:{row['line']}", "", row["error"] or ""
-        if not reason:
-            try:
-                obj = json.loads(row["raw"].decode("utf-8"))
-                text = obj.get(text_field) if isinstance(obj, dict) else None
-                rid = str(obj.get(id_field, rid)) if isinstance(obj, dict) else rid
-                reason = ("missing_text" if not isinstance(text, str) or not text.strip()
-                          else "too_long" if len(text) > max_chars else "")
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                reason = "invalid_json"
-            if row["oversize"]:
-                reason = "line_too_large"
-        out.append({"id": rid, "text": text if not reason else "", "file": row["path"], "line": row["line"],
-                    "reason": reason})
-    return pa.Table.from_pylist(out, schema=ARCHIVE_SCHEMA)
-
-
-def fit_to_context(encode: Callable[[list[str]], list[list[int]]], texts: list[str],
-                   budget: int | None) -> tuple[list[str], list[list[int]], list[bool]]:
-    """Each text cut (at a character) to the longest prefix whose encoded prompt has at most `budget` tokens
-    (None: no limit).
-
-    `encode` maps communications to their prompt token ids (the engine's `encode_prompts`), so the template
-    is always whole and only the communication is shortened. Returns the texts, their prompt ids (what the
-    engine scores and generates from: a text that fits is encoded once) and which were cut. Raises
-    ValueError when even an empty communication's prompt exceeds `budget`.
-    """
-    prompts = encode(texts)
-    out, cut = list(texts), [False] * len(texts)
-    for i, n in enumerate(len(ids) for ids in prompts):
-        if budget is None or n <= budget:
-            continue
-        text = texts[i]
-        lo, hi = 0, len(text) * budget // n + 1  # token counts grow with the prefix: search the longest fit
-        while len(encode([text[:hi]])[0]) <= budget:
-            lo, hi = hi, min(len(text), hi * 2)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if len(encode([text[:mid]])[0]) <= budget else (lo, mid)
-        fitted = encode([text[:lo]])[0]
-        if len(fitted) > budget:
-            raise ValueError(f"the prompt template alone exceeds {budget} tokens")
-        out[i], prompts[i], cut[i] = text[:lo], fitted, True
-    return out, prompts, cut
-
-
-def prompt_budget(positions: int | None, verdict_prefix_tokens: int, max_new_tokens: int,
-                  explain: bool) -> int | None:
-    """Most prompt tokens that leave room in `positions` for the verdict prefix (scoring) and, when flagged
-    messages are explained, the answer budget; None when the model states no context size."""
-    if not positions:
-        return None
-    return positions - max(verdict_prefix_tokens, max_new_tokens if explain else 0)
-
-
 class ScoreBatch:
-    """Ray Data actor: probability for every message, a generated verdict for the flagged ones."""
+    """One engine's scoring of a batch of distinct texts: the cascade's first stage on every whole text, then,
+    for those it does not spare, P(NON_COMPLIANT) through windows and a generated verdict for the flagged ones."""
 
-    def __init__(self, model: dict, engine: dict, threshold: float, explain: bool, cpus: float = 1.0,
-                 cascade: bool = True):
+    def __init__(self, model: dict, engine: dict, threshold: float, explain: bool, chunking: dict | None = None,
+                 cpus: float = 1.0, cascade: bool = True):
+        from pipeline.cascade import load_cascade
         from pipeline.inference.engine import Detector
         from pipeline.runtime import cpu_threads
+        from pipeline.score.chunking import prompt_budget
 
         cpu_threads(cpus)
         self.detector = Detector(DetectorModelConfig.model_validate(model), EngineConfig.model_validate(engine))
         self.threshold, self.explain = threshold, explain
-        from pipeline.cascade import load_cascade
-
         source = self.detector.source
         self.cascade = load_cascade(source.adapter or source.base) if cascade else None
         if self.cascade is not None:
@@ -117,41 +56,38 @@ class ScoreBatch:
         self.budget = prompt_budget(getattr(config, "max_position_embeddings", None),
                                     len(self.detector.formatter.verdict_tokens()[0]),
                                     self.detector.cfg.max_new_tokens, explain)
+        self.chunking = ChunkingConfig.model_validate(chunking or {})
+        if self.chunking.window_tokens:  # a smaller window bounds one forward pass's memory
+            self.budget = min(self.budget or self.chunking.window_tokens, self.chunking.window_tokens)
         if self.budget is not None and len(self.detector.encode_prompts([""])[0]) >= self.budget:
             raise ValueError(f"the model's {config.max_position_embeddings} positions leave no room for a "
                              f"communication after the prompt and engine.max_new_tokens="
                              f"{self.detector.cfg.max_new_tokens}; lower engine.max_new_tokens")
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from pipeline.inference.verdicts import read_verdict
+        """`batch` (a `text` column and any others, passed through) -> one row per text: first_stage, spared,
+        windows, p_violation, risk_start, risk_end, flagged, the verdict columns of flagged ones, model_version.
+        Spared texts have no windows, no probability, and are not flagged."""
+        from pipeline.score.chunking import score_communications
 
-        out = batch.drop(columns=["text"]).copy()
-        out["first_stage"], out["spared"], out["truncated"], out["p_violation"] = np.nan, False, False, np.nan
-        if self.cascade is not None:  # the bag of words first: what it clears never reaches the LLM
+        texts = batch["text"].tolist()
+        out = batch.drop(columns=["text"]).reset_index(drop=True)
+        out["first_stage"], out["spared"] = np.nan, False
+        if self.cascade is not None:  # the bag of words first, on the whole text: what it clears never reaches the LLM
             from pipeline.cascade import first_stage_scores
 
             model, cascade = self.cascade
-            out["first_stage"] = first_stage_scores(model, batch["text"].tolist())
+            out["first_stage"] = first_stage_scores(model, texts)
             out["spared"] = out["first_stage"] < cascade.threshold
         passed = np.flatnonzero(~out["spared"].to_numpy(dtype=bool))
-        texts, prompts, truncated = fit_to_context(self.detector.encode_prompts,
-                                                   [batch["text"].iloc[i] for i in passed], self.budget)
-        if any(truncated):
-            log.warning("%d message(s) cut to fit the model's context (%d prompt tokens)", sum(truncated),
-                        self.budget)
-        if len(passed):
-            out.iloc[passed, out.columns.get_loc("truncated")] = truncated
-            out.iloc[passed, out.columns.get_loc("p_violation")] = self.detector.score(prompts).probability
-        out["flagged"] = out["p_violation"].fillna(-1.0) >= self.threshold
-        flagged = [j for j, i in enumerate(passed) if out["flagged"].iloc[i]]  # positions in `passed`
-        rows = [{} for _ in range(len(out))]
-        if self.explain and flagged:
-            for j, gen in zip(flagged, self.detector.generate([prompts[j] for j in flagged])):
-                rows[passed[j]] = read_verdict(gen, texts[j]).columns()
-        explained = pd.DataFrame(rows, index=out.index)
-        keep = [c for c in ("pred_json", "pred_verdict", "pred_topic", "pred_severity", "pred_rule", "evidence",
-                            "parse_status", "grounded_rate", "new_tokens") if c in explained]
-        out = pd.concat([out, explained[keep]], axis=1) if keep else out
+        if len(passed):  # long communications: scored in windows that fit the model (pipeline/score/chunking.py)
+            scored = score_communications(self.detector, [texts[i] for i in passed], self.budget, self.chunking,
+                                          self.threshold, self.explain)
+            out = out.join(scored.set_axis(passed))
+        for column in ("windows", "p_violation", "risk_start", "risk_end"):
+            if column not in out:
+                out[column] = np.nan
+        out["flagged"] = out["flagged"].fillna(False).astype(bool) if "flagged" in out else False
         out["model_version"] = self.detector.info["version"]
         return out
 
@@ -192,7 +128,7 @@ def run_scoring(cfg: ScoreConfig) -> dict:
     data_version = archive_version(files)
     ledger = Ledger(cfg.output_dir, cfg.output_access)
     units, markers = ledger.open_run(fingerprint(cfg, data_version, len(files)), cfg.restart,
-                                     lambda: plan_units(files, cfg.unit_bytes))
+                                     lambda: plan_units(files, cfg.unit_bytes, cfg.format))
     todo = [u for u in units if u["index"] not in markers]
     before = len(markers)
     if todo:
@@ -223,6 +159,7 @@ def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, 
     from pipeline.runtime import bound_data_memory, check_actor_resources
     from pipeline.score.dedup import ResultStore
     from pipeline.score.ledger import remove_local
+    from pipeline.score.sources import Reading
     from pipeline.score.stream import ScoreStream
     from pipeline.score.units import read_units
 
@@ -235,11 +172,10 @@ def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, 
     engine = ray.remote(EngineActor).options(num_cpus=cfg.cpus_per_actor, num_gpus=cfg.gpus_per_actor or None,
                                              max_restarts=2, max_task_retries=2)
     actors = [engine.remote(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(), threshold=cfg.threshold,
-                            explain=cfg.explain, cpus=cfg.cpus_per_actor, cascade=cfg.cascade) for _ in range(n_actors)]
+                            explain=cfg.explain, chunking=cfg.chunking.model_dump(), cpus=cfg.cpus_per_actor,
+                            cascade=cfg.cascade) for _ in range(n_actors)]
     rows = ray.data.from_items(todo, override_num_blocks=min(len(todo), 1000)).map_batches(
-        read_units, batch_size=1, batch_format="pyarrow",
-        fn_kwargs=dict(text_field=cfg.text_field, id_field=cfg.id_field, max_chars=cfg.max_chars,
-                       max_line_bytes=max(cfg.max_chars * 4, 1 << 20)))
+        read_units, batch_size=1, batch_format="pyarrow", fn_kwargs=dict(reading=Reading.from_config(cfg)))
     state = ledger.state_dir()
     store = ResultStore(state)
     log.info("scoring %d of %d unit(s) (%d committed before) with %d engine actor(s)", len(todo), total, before,

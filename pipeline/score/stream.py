@@ -18,20 +18,25 @@ from collections import Counter
 import pyarrow as pa
 
 from pipeline.score.ledger import Ledger, UnitWriter
-from pipeline.score.dedup import ResultStore
+from pipeline.score.dedup import ResultStore, relocate
 
 log = logging.getLogger(__name__)
 
-# The result of scoring one text (ScoreBatch's columns), as written for every row with that text.
+# The result of scoring one text (ScoreBatch's columns), as written for every row with that text. `windows`:
+# how many windows the text was scored in (null when the cascade spared it); `risk_start`/`risk_end`: the
+# characters of its riskiest window; `evidence`: JSON quotes with their `start`/`end` offsets into the text.
 RESULT_SCHEMA = pa.schema([
-    ("truncated", pa.bool_()), ("first_stage", pa.float64()), ("spared", pa.bool_()), ("p_violation", pa.float64()),
-    ("flagged", pa.bool_()), ("pred_json", pa.string()),
+    ("first_stage", pa.float64()), ("spared", pa.bool_()), ("windows", pa.int64()), ("p_violation", pa.float64()),
+    ("risk_start", pa.int64()), ("risk_end", pa.int64()), ("flagged", pa.bool_()), ("pred_json", pa.string()),
     ("pred_verdict", pa.string()), ("pred_topic", pa.string()), ("pred_severity", pa.string()),
     ("pred_rule", pa.string()), ("evidence", pa.string()), ("parse_status", pa.string()),
     ("grounded_rate", pa.float64()), ("new_tokens", pa.int64()), ("model_version", pa.string()),
 ])
-SCORE_SCHEMA = pa.schema([("id", pa.string()), ("file", pa.string()), ("line", pa.int64()),
-                          ("duplicate_of", pa.string()), *RESULT_SCHEMA, ("data_version", pa.string())])
+# Where a communication came from and what the archive says of it, per row (not per text).
+ROW_FIELDS = [pa.field("id", pa.string()), pa.field("timestamp", pa.string()),
+              pa.field("participants", pa.list_(pa.string())), pa.field("channel", pa.string()),
+              pa.field("file", pa.string()), pa.field("line", pa.int64()), pa.field("offset", pa.int64())]
+SCORE_SCHEMA = pa.schema([*ROW_FIELDS, ("duplicate_of", pa.string()), *RESULT_SCHEMA, ("data_version", pa.string())])
 FLAGGED_SCHEMA = SCORE_SCHEMA.append(pa.field("text", pa.string()))
 
 
@@ -79,15 +84,15 @@ class ScoreStream:
             if r["unit_rows"] >= 0:
                 self.expected[unit] = r["unit_rows"]
             elif r["reason"]:
-                self._writer(unit).add(reject={"file": r["file"], "line": r["line"], "id": r["id"],
-                                               "reason": r["reason"]})
+                self._writer(unit).add(reject={"file": r["file"], "line": r["line"], "offset": r["offset"],
+                                               "id": r["id"], "reason": r["reason"], "detail": r["detail"]})
                 self._count(unit, "rejected")
                 self.reasons.setdefault(unit, Counter())[r["reason"]] += 1
             elif r["key"] in self.pending:
                 self.pending[r["key"]].append(r)
             elif r["key"] in stored:
-                first, first_id, result = stored[r["key"]]
-                self._emit(r, result, first_id if first != _where(r) else None)
+                first, first_id, first_text, result = stored[r["key"]]
+                self._emit(r, relocate(result, first_text, r["text"]), first_id if first != _where(r) else None)
             else:
                 self.pending[r["key"]] = [r]
                 self.queue.append(r["key"])
@@ -137,9 +142,10 @@ class ScoreStream:
                 result = result_columns(row)
                 waiting = self.pending.pop(row["key"])
                 first = waiting[0]
-                entries.append((row["key"], _where(first), first["id"], result))
+                entries.append((row["key"], _where(first), first["id"], first["text"], result))
                 for i, r in enumerate(waiting):
-                    self._emit(r, result, first["id"] if i else None)
+                    self._emit(r, relocate(result, first["text"], r["text"]) if i else result,
+                               first["id"] if i else None)
                     touched.add(r["unit"])
             self.store.put(entries)
         for unit in touched:
@@ -148,12 +154,12 @@ class ScoreStream:
     # -- rows out -----------------------------------------------------------------------------------
     def _emit(self, row: dict, result: dict, duplicate_of: str | None) -> None:
         unit = row["unit"]
-        score = {"id": row["id"], "file": row["file"], "line": row["line"], "duplicate_of": duplicate_of,
-                 **result, "data_version": self.data_version}
+        score = {**{f.name: row[f.name] for f in ROW_FIELDS}, "duplicate_of": duplicate_of, **result,
+                 "data_version": self.data_version}
         self._writer(unit).add(score=score, flagged={**score, "text": row["text"]} if result["flagged"] else None)
         self._count(unit, "duplicates" if duplicate_of is not None else "scored")
         self.counts[unit]["flagged"] += bool(result["flagged"])
-        self.counts[unit]["truncated"] += bool(result["truncated"])
+        self.counts[unit]["chunked"] += (result["windows"] or 0) > 1
         self.counts[unit]["spared"] += bool(result["spared"])
 
     def _count(self, unit: int, what: str) -> None:
@@ -172,7 +178,7 @@ class ScoreStream:
             return
         counts = self.counts.pop(unit, Counter())
         marker = {"unit": unit, "read": self.expected.pop(unit),
-                  **{k: int(counts[k]) for k in ("scored", "duplicates", "rejected", "flagged", "truncated", "spared")},
+                  **{k: int(counts[k]) for k in ("scored", "duplicates", "rejected", "flagged", "chunked", "spared")},
                   "rejects_by_reason": dict(self.reasons.pop(unit, Counter())), "committed_at": time.time()}
         self._writer(unit).commit(marker)
         del self.writers[unit]
