@@ -36,14 +36,18 @@ log = logging.getLogger(__name__)
 SEPARATORS = (", ", ": ")  # json.dumps' defaults: the answers training writes (formatting.answer_json)
 
 
-def verdict_json_schema() -> dict:
-    """The verdict schema as JSON Schema: one object shape per verdict, keys in VERDICT_FIELDS order."""
-    text = {"type": "string", "minLength": 1}
+def verdict_json_schema(max_chars: int | None = None, max_quotes: int | None = None) -> dict:
+    """The verdict schema as JSON Schema: one object shape per verdict, keys in VERDICT_FIELDS order.
+
+    `max_chars` bounds every text field (characters) and `max_quotes` the evidence list; None: unbounded.
+    """
+    text = {"type": "string", "minLength": 1, **({"maxLength": max_chars} if max_chars else {})}
+    quotes = {"maxItems": max_quotes} if max_quotes else {}
 
     def shape(verdict: str, label: dict, severity: dict, min_quotes: int) -> dict:
         props = {"final_verdict": {"const": verdict}, "executive_summary": text, "rule_violated": label,
                  "compliance_topic": label, "severity": severity,
-                 "evidence_list": {"type": "array", "items": text, "minItems": min_quotes},
+                 "evidence_list": {"type": "array", "items": text, "minItems": min_quotes, **quotes},
                  "reasoning_trace": text}
         assert tuple(props) == VERDICT_FIELDS  # the grammar writes keys in this order
         return {"type": "object", "properties": props, "required": list(VERDICT_FIELDS),
@@ -58,11 +62,13 @@ def verdict_json_schema() -> dict:
 class VerdictGrammar:
     """The compiled verdict grammar for one tokenizer and model vocabulary (build once per engine).
 
-    `vocab_size` is the model's logits width (may exceed the tokenizer's); `eos_ids` end an answer.
+    `vocab_size` is the model's logits width (may exceed the tokenizer's); `eos_ids` end an answer;
+    `max_chars` / `max_quotes` bound text fields and the evidence list (`verdict_json_schema`).
     Raises ImportError when xgrammar is not installed (engine.constrained=false runs without it).
     """
 
-    def __init__(self, tokenizer, vocab_size: int, eos_ids: list[int]):
+    def __init__(self, tokenizer, vocab_size: int, eos_ids: list[int], max_chars: int | None = None,
+                 max_quotes: int | None = None):
         import xgrammar as xgr
 
         self.vocab_size = vocab_size
@@ -77,7 +83,7 @@ class VerdictGrammar:
                 vocab[token] = b""
         info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=vocab_size, stop_token_ids=self.eos_ids,
                                  add_prefix_space=info.add_prefix_space)
-        schema = xgr.Grammar.from_json_schema(json.dumps(verdict_json_schema()), any_whitespace=False,
+        schema = xgr.Grammar.from_json_schema(json.dumps(verdict_json_schema(max_chars, max_quotes)), any_whitespace=False,
                                               separators=SEPARATORS)
         # SentencePiece tokenizers (Mistral v3) start the answer with '▁{"': one optional space first.
         grammar = xgr.Grammar.concat(xgr.Grammar.from_ebnf('root ::= " "?'), schema)
@@ -181,3 +187,22 @@ class RowConstraint:
             m.rollback(drafted - kept)
         if not m.accept_token(token):
             raise AssertionError(f"row {row}: the grammar refused its own masked choice {token}")
+
+
+class GrammarLogitsProcessor:
+    """The verdict grammar as a transformers logits processor (engine.decoder=generate): each call advances
+    every row's matcher by the token generate chose last, then masks the next token's scores."""
+
+    def __init__(self, grammar: VerdictGrammar, rows: int):
+        self.constraint = RowConstraint(grammar, rows)
+        self._prompt_width: int | None = None
+
+    def __call__(self, input_ids, scores):
+        """`input_ids` [rows, prompt + new so far], `scores` [rows, vocab] -> the scores, masked in place."""
+        if self._prompt_width is None:
+            self._prompt_width = input_ids.shape[1]
+        else:
+            for row, token in enumerate(input_ids[:, -1].tolist()):
+                self.constraint.accept(row, token)  # finished rows (pad after EOS) are refused: ignored
+        self.constraint.mask(scores)
+        return scores
