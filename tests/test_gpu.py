@@ -73,3 +73,24 @@ def test_cuda_graph_replay_equals_the_eager_static_loop_in_bf16(tiny_mistral):
     assert det.decoder.generate(longer, 24, det.eos_ids, pad) == StaticDecoder(det.model, graphs=False).generate(
         longer, 24, det.eos_ids, pad)
     assert det.decoder.generate(prompts, 24, det.eos_ids, pad) == eager
+
+
+def test_cuda_graph_replay_under_the_grammar_equals_the_eager_loop(tiny_mistral):
+    """The bitmask applied after the captured step's replay gives the eager constrained tokens, for two batch
+    shapes (two captured graphs), and the drafted eager loop gives them too."""
+    from pipeline.inference.decoder import StaticDecoder
+
+    det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)),
+                   EngineConfig(device="cuda", dtype="float32", max_new_tokens=96, max_field_chars=16, max_quotes=2))
+    assert det.decoder.graphs and det.grammar is not None and not det._drafting()  # auto: graphs on CUDA
+    prompts = det.encode_prompts(TEXTS * 3)
+    pad, eos = det.tokenizer.pad_token_id, det.eos_ids
+    eager = StaticDecoder(det.model, graphs=False)
+    expected = eager.generate(prompts, 96, eos, pad, det.grammar)
+    assert det.decoder.generate(prompts, 96, eos, pad, det.grammar) == expected
+    assert det.decoder.generate(prompts[:4], 96, eos, pad, det.grammar) == expected[:4]  # a second batch shape
+    assert len(det.decoder._captured) == 2
+    assert eager.generate(prompts, 96, eos, pad, det.grammar, draft=True) == expected
+    texts = [g.text for g in det.generate(prompts)]
+    assert all(g.finished for g in det.generate(prompts))
+    assert texts == [det.tokenizer.decode(t[:-1], skip_special_tokens=True) for t in expected]
