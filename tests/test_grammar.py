@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pipeline.inference.config import DetectorModelConfig, EngineConfig
-from pipeline.inference.engine import Detector
+from pipeline.inference.engine import Detector, Generation
 from pipeline.inference.parsing import parse_verdict
 from pipeline.inference.verdicts import read_verdict
 from pipeline.schema import VERDICT_FIELDS
@@ -58,9 +58,8 @@ def test_drafted_decoding_gives_the_step_by_step_greedy_tokens(bounded, grammar_
         drafted = dec.generate(prompts, budget, bounded.eos_ids, pad, grammar, draft=True)
         assert drafted == stepwise
         assert all(len(t) <= budget for t in drafted)
-    assert dec.draft_stats["drafted"] > 0  # drafts were proposed (and verified) on both paths
-    if grammar_on:
-        assert dec.draft_stats["accepted"] > 0  # forced tokens the random model picks too
+    if grammar_on:  # (free, the random model's answers never repeat the prompt: no drafts, one token a pass)
+        assert dec.draft_stats["drafted"] > 0 and dec.draft_stats["accepted"] > 0  # some forced tokens taken
 
 
 def test_drafted_rounds_are_fewer_than_tokens_when_drafts_are_taken(bounded):
@@ -93,11 +92,14 @@ def test_an_answer_cut_by_the_budget_is_truncated_not_a_parse_error(tiny_mistral
         assert g.truncated and g.new_tokens == 16
         record = read_verdict(g, text)
         assert record.parsed.status == "truncated" and not record.parsed.valid
-        assert "max" not in record.parsed.error or "budget" in record.parsed.error
+        assert "new-token budget" in record.parsed.error and g.text.startswith('{"final_verdict": "')
         assert record.columns()["parse_status"] == "truncated" and record.columns()["finished"] is False
-        assert record.verdict["final_verdict"] in ("COMPLIANT", "NON_COMPLIANT")  # the verdict comes first
-    # Text from elsewhere is still read tolerantly: the same cut answer alone is a repaired verdict.
-    assert parse_verdict(gens[0].text).status in ("repaired", "invalid_schema")
+    # What the cut answer still says is kept: the verdict comes first.
+    cut = Generation('{"final_verdict": "NON_COMPLIANT", "executive_summary": "Promises no l', 900, 16, False, 1.0, True)
+    record = read_verdict(cut, "Advisor: you will not lose money")
+    assert record.parsed.status == "truncated" and record.verdict["final_verdict"] == "NON_COMPLIANT"
+    # Text from elsewhere is still read tolerantly: the same cut answer alone is a verdict with problems.
+    assert parse_verdict(cut.text).status == "invalid_schema"
 
 
 def test_the_grammar_forces_a_compliant_verdicts_labels(bounded):
@@ -114,5 +116,9 @@ def test_the_grammar_forces_a_compliant_verdicts_labels(bounded):
     for t in tok.encode('{"final_verdict": "NON_COMPLIANT", "executive_summary": "x", "rule_violated": "r", '
                         '"compliance_topic": "t", "severity": "', add_special_tokens=False):
         assert row.accept(0, t)
-    assert row.valid_prefix(0, tok.encode("NONE", add_special_tokens=False)) == 0  # a violation has a severity
-    assert row.valid_prefix(0, tok.encode("HIGH", add_special_tokens=False)) > 0
+    assert row.valid_prefix(0, [bounded.eos_ids[0]]) == 0  # the object is open: no end of sequence yet
+    for severity, allowed in (("NONE", False), ("HIGH", True)):  # a violation has a severity
+        ids = tok.encode('{"final_verdict": "NON_COMPLIANT", "executive_summary": "x", "rule_violated": "r", '
+                         f'"compliance_topic": "t", "severity": "{severity}"', add_special_tokens=False)
+        probe = RowConstraint(bounded.grammar, 1)
+        assert (probe.valid_prefix(0, ids) == len(ids)) is allowed, severity

@@ -46,7 +46,8 @@ from pipeline.schema import (
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("ok", "repaired", "invalid_schema", "parse_error", "truncated")
+STATUSES = ("ok", "repaired", "invalid_schema", "parse_error")  # what parse_verdict can say of a text
+TRUNCATED = "truncated"  # what read_verdict says of a generation cut by the new-token budget
 VALID_STATUSES = ("ok", "repaired")
 EOS_STRINGS = ("</s>", "<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<|end|>",
                "<eos>", "<end_of_turn>")
@@ -103,7 +104,7 @@ def truncated_verdict(text: str, budget_note: str) -> ParsedVerdict:
     still gives (its object closed by the tolerant reader). `budget_note` says which budget cut it."""
     read = parse_verdict(text)
     problem = f"cut by {budget_note} before the answer ended"
-    return ParsedVerdict(read.verdict, "truncated", problem, [problem, *read.problems], read.raw, read.repairs)
+    return ParsedVerdict(read.verdict, TRUNCATED, problem, [problem, *read.problems], read.raw, read.repairs)
 
 
 def read_constrained(text: str) -> ParsedVerdict:
@@ -380,5 +381,5 @@ def _check_evidence(value: Any, final: str, problems: list[str], repairs: list[s
     return quotes
 
 
-__all__ = ["EOS_STRINGS", "STATUSES", "VALID_STATUSES", "ParsedVerdict", "parse_verdict", "read_constrained",
+__all__ = ["EOS_STRINGS", "STATUSES", "TRUNCATED", "VALID_STATUSES", "ParsedVerdict", "parse_verdict", "read_constrained",
            "truncated_verdict", "verdict_label"]
