@@ -61,7 +61,8 @@ def extend(decoder, tokens, starts, cache):
     rows = torch.arange(b, device=tokens.device)[:, None]
     x = decoder.stack.embed_tokens(tokens)
     cos, sin = decoder.cos[positions], decoder.sin[positions]  # [B, L, head_dim]
-    visible = (torch.arange(width, device=tokens.device)[None, None] <= positions[:, :, None])[:, None]
+    visible = torch.arange(width, device=tokens.device)[None, None] <= positions[:, :, None]  # [B, L, width]
+    visible = visible[:, None].repeat(1, 1, decoder.heads // decoder.kv_heads, 1)  # [B, 1, groups*L, width]
     heads, kv_heads, dim = decoder.heads, decoder.kv_heads, decoder.head_dim
     groups = heads // kv_heads
     for layer, (keys, values) in zip(decoder.stack.layers, cache):
@@ -73,10 +74,11 @@ def extend(decoder, tokens, starts, cache):
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
         keys[rows, :, positions] = k.transpose(1, 2)  # [B, L, kv_heads, dim] at (row, position)
         values[rows, :, positions] = v
-        k_all = keys[:, :, None].expand(b, kv_heads, groups, width, dim).reshape(b, heads, width, dim)
-        v_all = values[:, :, None].expand(b, kv_heads, groups, width, dim).reshape(b, heads, width, dim)
-        o = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=visible, scale=decoder.scaling)
-        x = x + attn.o_proj(o.transpose(1, 2).reshape(b, w, -1))
+        # As in the decode step: a KV head's query heads (x draft positions) become its query rows, so
+        # the cache is read as it is, never copied per query head.
+        o = F.scaled_dot_product_attention(q.reshape(b, kv_heads, groups * w, dim), keys, values,
+                                           attn_mask=visible, scale=decoder.scaling)
+        x = x + attn.o_proj(o.view(b, heads, w, dim).transpose(1, 2).reshape(b, w, -1))
         x = x + layer.mlp(layer.post_attention_layernorm(x))
     return decoder.lm_head(decoder.stack.norm(x))
 
