@@ -1,8 +1,13 @@
 """Inference engine throughput on the Mistral-7B-v0.3 architecture (random weights, real v3 tokenizer).
 
     python bench/bench_engine.py --prompts 512 --new-tokens 128            # on the GPU machine
-    python bench/bench_engine.py --preset tiny --prompts 8 --new-tokens 16 --triage 16 --triage-batch 8 \
-        --short-triage 16 --variants static:4,static:auto --baseline-examples 1   # CPU smoke run
+    # issue 15, one GPU call: generate vs today's decoder vs the grammar vs grammar + drafts, triage with and
+    # without the shared prefix, short-message triage
+    python bench/bench_engine.py --prompts 512 --new-tokens 128 --variants generate:sdpa_gqa:dynamic:128,static:256,static_grammar:256,static_grammar:auto,static_draft:256
+    # CPU smoke run with the tiny model
+    python bench/bench_engine.py --preset tiny --prompts 8 --new-tokens 32 --baseline-examples 1 --triage 16 --triage-batch 8 \
+        --short-triage 16 --variants static:8,static:auto,static_grammar:8,static_draft:8,generate_grammar:sdpa_gqa:dynamic:8
+    python bench/bench_engine.py --embedded --prompts 8 --new-tokens 96    # CPU: the embedded model
 
 Side by side in one process, same model object, ~1,000-token prompts:
   1. the original plan's loop: one example at a time through `pipeline("text-generation")`;
@@ -11,13 +16,23 @@ Side by side in one process, same model object, ~1,000-token prompts:
      decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); BATCH `auto`
      sizes every batch from free GPU memory (engine.memory_batching), a trailing `:noprefix` prefills
      every prompt in full (engine.shared_prefix=false); output tokens/s, timed over the whole set twice:
-     cold (graph captures / compilation included) and warm;
+     cold (graph captures / compilation included) and warm.
+     Under the verdict grammar (pipeline/inference/grammar.py): `static_grammar:BATCH` masks each step's
+     logits (after the CUDA graph's replay), `static_draft:BATCH` adds jump-forward and prompt-lookup
+     drafts verified in one pass each (an eager loop, pipeline/inference/drafting.py),
+     `generate_grammar:ATTN:CACHE:BATCH` is transformers' generate with the grammar as a logits processor;
+     `static` and `generate` decode freely (the pre-grammar figures);
   3. the engine's verdict-only triage (`Detector.score`, one forward pass), through the static
      decoder's prefill and through transformers' forward pass, with and without the shared prefix
      (the template's start and the instruction computed once): conversations/s;
   4. the same triage of short messages (median `--short-tokens` tokens of communication text plus the
      instruction, like chat lines of an archive): messages/s, with and without the shared prefix.
-Random weights rarely emit EOS, so every sequence runs the full budget: tokens/s is the decode rate.
+Random weights rarely emit EOS, so every sequence runs the full budget: tokens/s is the decode rate (under
+the grammar a random model's strings never close: answers are verdict-shaped but truncated; --max-field-chars
+bounds the text fields so they end).
+
+`--embedded` instead measures the embedded model (SmolLM2-135M, `model: embedded`) on this machine's CPU:
+free, constrained step by step, and constrained with drafts, output tokens/s on --prompts communications.
 """
 
 import argparse
@@ -113,8 +128,13 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--baseline-examples", type=int, default=4)
     ap.add_argument("--variants", default="generate:sdpa_gqa:dynamic:128,static:128,static:256",
-                    help="comma list of static:BATCH[:PREFILL_TOKENS] and generate:ATTN:CACHE:BATCH (ATTN "
-                    "sdpa|sdpa_gqa, CACHE dynamic|static)")
+                    help="comma list of KIND:BATCH[:PREFILL_TOKENS] for KIND static|static_grammar|static_draft and "
+                    "KIND:ATTN:CACHE:BATCH for KIND generate|generate_grammar (ATTN sdpa|sdpa_gqa, CACHE "
+                    "dynamic|static); *_grammar / static_draft decode under the verdict grammar")
+    ap.add_argument("--max-field-chars", type=int, default=None,
+                    help="grammar variants: bound text fields (engine.max_field_chars) so answers end")
+    ap.add_argument("--embedded", action="store_true",
+                    help="only the embedded model on the CPU: free vs constrained vs constrained + drafts")
     ap.add_argument("--prefill-chunk", type=int, default=None, help="generate only: chunked prefill (tokens)")
     ap.add_argument("--compile", action="store_true", help="generate only: torch.compile the decode step (static cache)")
     ap.add_argument("--triage", type=int, default=512)
@@ -123,6 +143,8 @@ def main() -> None:
     ap.add_argument("--short-tokens", type=int, default=150, help="median communication tokens of a short message")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
+    if args.embedded:
+        return embedded_cpu(args)
     from transformers import pipeline as hf_pipeline
 
     from pipeline.inference.config import DetectorModelConfig, EngineConfig
@@ -136,7 +158,10 @@ def main() -> None:
     from pipeline.inference.attention import register
 
     register()
-    engine = Detector(DetectorModelConfig(name_or_path="unused"), EngineConfig(max_new_tokens=args.new_tokens), model=model, tokenizer=tok)
+    engine = Detector(DetectorModelConfig(name_or_path="unused"),
+                      EngineConfig(max_new_tokens=args.new_tokens, max_field_chars=args.max_field_chars),
+                      model=model, tokenizer=tok)
+    grammar = engine.grammar
     lengths = [len(p) for p in engine.encode_prompts(texts)]
     figures["prompt_tokens_mean"] = round(sum(lengths) / len(lengths))
     print(json.dumps(figures), flush=True)
@@ -163,22 +188,26 @@ def main() -> None:
         kind, *spec = variant.split(":")
         shared = spec[-1] != "noprefix"
         spec = spec if shared else spec[:-1]
-        bs_spec = spec[0] if kind == "static" else spec[-1]
+        bs_spec = spec[0] if kind.startswith("static") else spec[-1]
         auto = bs_spec == "auto"
         bs = 64 if auto else int(bs_spec)
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
-        if kind == "static":
+        engine.grammar = grammar if kind.endswith(("_grammar", "_draft")) else None
+        bounds = dict(constrained=engine.grammar is not None, max_field_chars=args.max_field_chars)
+        if kind.startswith("static"):
             static = static or StaticDecoder(model, graphs=True)
             static.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
-            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static",
-                                      memory_batching=auto, shared_prefix=shared)
+            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static", **bounds,
+                                      memory_batching=auto, shared_prefix=shared,
+                                      draft="always" if kind == "static_draft" else "never")
             engine.decoder = static
+            static.draft_stats = dict.fromkeys(static.draft_stats, 0)
         else:
             if static is not None:
                 static.release()  # its KV cache would leave generate no room
             attn, cache = spec[0], spec[1]
             model.set_attn_implementation(attn)
-            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs,
+            engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, **bounds,
                                       attn_implementation=attn, compile=args.compile, decoder="generate",
                                       prefill_chunk_size=args.prefill_chunk, memory_batching=auto,
                                       shared_prefix=shared, cache_implementation=None if cache == "dynamic" else cache)
@@ -194,9 +223,12 @@ def main() -> None:
             print(f"engine {variant}: out of memory", flush=True)
             torch.cuda.empty_cache()
             continue
-        if kind == "static":
+        figures[f"engine_{variant}_answers"] = answer_counts(gens, texts)
+        if kind.startswith("static"):
             figures[f"engine_{variant}_seconds"] = {k: round(v, 1) for k, v in static.seconds.items()}
             static.seconds = dict.fromkeys(static.seconds, 0.0)
+            if kind == "static_draft":
+                figures[f"engine_{variant}_drafts"] = dict(static.draft_stats)
         figures[f"engine_{variant}_tokens_per_s"] = round(passes[1], 1)
         figures[f"engine_{variant}_cold_tokens_per_s"] = round(passes[0], 1)
         print(f"engine {variant:<28}: {passes[1]:8.1f} output tokens/s warm, {passes[0]:8.1f} cold "
@@ -218,6 +250,56 @@ def main() -> None:
               f"{figures['short_prompt_tokens_mean']} prompt tokens on average, "
               f"{len(engine.prefix.ids)} of them the shared prefix", flush=True)
         triage(engine, short, batches, "short_triage", figures, static)
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
+
+
+def answer_counts(gens, texts) -> dict:
+    """How the answers of one pass read: {parse status: count} (read_verdict, as evaluation reads them)."""
+    from collections import Counter
+
+    from pipeline.inference.verdicts import read_verdict
+
+    return dict(Counter(read_verdict(g, t).parsed.status for g, t in zip(gens, texts)))
+
+
+def embedded_cpu(args) -> None:
+    """The embedded model on the CPU: output tokens/s free, under the grammar, and with drafts (warm pass)."""
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
+
+    figures = {"device": "cpu", "threads": torch.get_num_threads(), "prompts": args.prompts,
+               "new_tokens": args.new_tokens}
+    base = Detector(DetectorModelConfig(name_or_path="embedded"),
+                    EngineConfig(device="cpu", max_new_tokens=args.new_tokens, batch_size=args.prompts,
+                                 max_field_chars=args.max_field_chars))
+    from pipeline.synth import generate_items
+
+    items = generate_items(args.prompts, seed=5)
+    pool = [it[k]["scenario"] for it in items for k in ("non_compliant_version", "compliant_version")]
+    texts = pool[: args.prompts]
+    prompts = base.encode_prompts(texts)
+    figures["dtype"] = str(base.dtype)
+    figures["prompt_tokens_mean"] = round(sum(map(len, prompts)) / len(prompts))
+    grammar = base.grammar
+    base.generate(prompts[:1])  # warm-up: thread pools, first allocations
+    for name, constrained, draft in (("free", False, "never"), ("constrained", True, "never"),
+                                     ("constrained_draft", True, "always")):
+        base.cfg = base.cfg.model_copy(update={"constrained": constrained, "draft": draft})
+        base.grammar = grammar if constrained else None
+        base.decoder.draft_stats = dict.fromkeys(base.decoder.draft_stats, 0)
+        t = time.time()
+        gens = base.generate(prompts)
+        seconds = time.time() - t
+        tokens = sum(g.new_tokens for g in gens)
+        figures[name] = {"tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 1),
+                         "new_tokens": tokens, "answers": answer_counts(gens, texts)}
+        if draft == "always":
+            figures[name]["drafts"] = dict(base.decoder.draft_stats)
+        print(f"embedded {name:<18}: {tokens / seconds:7.1f} output tokens/s ({tokens} tokens in {seconds:.1f} s) "
+              f"{figures[name]['answers']}", flush=True)
     print(json.dumps(figures, indent=1))
     if args.json:
         with open(args.json, "w") as f:

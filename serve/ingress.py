@@ -455,6 +455,13 @@ class Ingress:
         if body.stream:
             raise ApiError(400, "stream=true is not supported: a verdict is returned whole; send stream=false",
                            "invalid_request")
+        kind = (body.response_format or {}).get("type", "text")
+        if kind not in ("text", "json_object", "json_schema"):
+            raise ApiError(422, f"response_format.type={kind!r}: use json_object or json_schema (the verdict "
+                                "JSON) or text", "invalid_request")
+        if kind != "text" and not self.cfg.engine.constrained:
+            raise ApiError(400, f"response_format.type={kind} needs grammar-constrained decoding, which this "
+                                "deployment turned off (engine.constrained=false); send type=text", "invalid_request")
         name = self._model(body.model)
         users = [i for i, m in enumerate(body.messages) if m.role == "user"]
         if not users:

@@ -92,6 +92,11 @@ class ChatCompletionRequest(BaseModel):
     model: Text = Field(description="Model (adapter) name from GET /v1/models.", examples=["base"])
     messages: list[ChatMessage] = Field(examples=[[{"role": "user", "content": EXAMPLE_TEXT}]])
     stream: bool | None = Field(False, description="Must be false: answers are whole verdicts.")
+    response_format: dict[str, Any] | None = Field(
+        None, description="OpenAI response_format. {type: json_object} or {type: json_schema, ...} asks for the "
+        "verdict JSON: decoded under the verdict grammar (the replica's engine.constrained, on by default; a "
+        "replica without it answers 400) and returned as the message content. {type: text} or null: the same "
+        "answer, raw text when no verdict could be read.", examples=[{"type": "json_object"}])
 
 
 # -- responses --------------------------------------------------------------------------------------------------
@@ -147,7 +152,9 @@ class Analysis(BaseModel):
                                        "window when the text is judged in windows).")
     format_mass: float = Field(description="Probability the model puts on either verdict token; low means it "
                                "would not answer in the trained format.")
-    parse_status: Literal["ok", "repaired", "invalid_schema", "parse_error"]
+    parse_status: Literal["ok", "repaired", "invalid_schema", "parse_error", "truncated"] = Field(
+        description="ok under the verdict grammar (engine.constrained); truncated: the answer hit the new-token "
+        "budget before it ended.")
     parse_error: str = ""
     parse_problems: list[str] = []
     repairs: list[str] = []

@@ -120,3 +120,24 @@ def test_cuda_memory_batching_sizes_batches_from_free_memory(tiny_mistral):
     assert [len(b) for b in auto._batches(lengths, 16)] == [5, 5, 4]
     assert [g.text for g in auto.generate(prompts)] == [g.text for g in fixed.generate(prompts)]
     np.testing.assert_allclose(auto.score(prompts).probability, fixed.score(prompts).probability, atol=1e-4)
+
+
+def test_cuda_graph_replay_under_the_grammar_equals_the_eager_loop(tiny_mistral):
+    """The bitmask applied after the captured step's replay gives the eager constrained tokens, for two batch
+    shapes (two captured graphs), and the drafted eager loop gives them too."""
+    from pipeline.inference.decoder import StaticDecoder
+
+    det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)),
+                   EngineConfig(device="cuda", dtype="float32", max_new_tokens=96, max_field_chars=16, max_quotes=2))
+    assert det.decoder.graphs and det.grammar is not None and not det._drafting()  # auto: graphs on CUDA
+    prompts = det.encode_prompts(TEXTS * 3)
+    pad, eos = det.tokenizer.pad_token_id, det.eos_ids
+    eager = StaticDecoder(det.model, graphs=False)
+    expected = eager.generate(prompts, 96, eos, pad, det.grammar)
+    assert det.decoder.generate(prompts, 96, eos, pad, det.grammar) == expected
+    assert det.decoder.generate(prompts[:4], 96, eos, pad, det.grammar) == expected[:4]  # a second batch shape
+    assert len(det.decoder._captured) == 2
+    assert eager.generate(prompts, 96, eos, pad, det.grammar, draft=True) == expected
+    texts = [g.text for g in det.generate(prompts)]
+    assert all(g.finished for g in det.generate(prompts))
+    assert texts == [det.tokenizer.decode(t[:-1], skip_special_tokens=True) for t in expected]

@@ -132,6 +132,12 @@ def compute_metrics(pred: pd.DataFrame, threshold: float = 0.5, prevalences=(0.0
                      if (generated := df["parse_status"] != NOT_GENERATED).any() else None),
             "by_status": {str(k): int(v)
                           for k, v in df["parse_status"].fillna("missing").value_counts().items()},
+            # Answers cut by max_new_tokens are budget, not format, failures: validity among the answers
+            # that ended is what the verdict grammar guarantees (1.0 under engine.constrained).
+            "truncated": int((df["parse_status"] == "truncated").sum()),
+            "rate_finished": (float(df.loc[ended, "parse_status"].isin(VALID_STATUSES).mean())
+                              if (ended := (df["parse_status"] != NOT_GENERATED)
+                                  & (df["parse_status"] != "truncated")).any() else None),
         },
         "grounding": _grounding_block(df),
         "by_topic": _breakdown(gold_topic, y_true, y_pred, topic_ok),

@@ -63,6 +63,24 @@ class EngineConfig(Strict):
         "step replayed as a CUDA graph on GPU (pipeline/inference/decoder.py; Llama/Mistral models); generate: transformers' "
         "generate. auto: static where the model supports it, else generate (logged).",
     )
+    constrained: bool = Field(
+        True, description="Decode under the verdict grammar (pipeline/inference/grammar.py, xgrammar): every answer "
+        "that ends is a schema-valid verdict JSON object; one cut by max_new_tokens is reported as truncated. false: "
+        "free decoding, answers read by the tolerant parser.",
+    )
+    max_field_chars: int | None = Field(
+        None, ge=1, description="constrained only. Most characters the grammar allows in a text field (summary, rule, "
+        "topic, each quote, reasoning): an answer that would ramble closes the field instead of hitting "
+        "max_new_tokens. null: unbounded.",
+    )
+    max_quotes: int | None = Field(
+        None, ge=1, description="constrained only. Most evidence quotes the grammar allows. null: unbounded.")
+    draft: Literal["auto", "always", "never"] = Field(
+        "auto", description="Static decoder only. Decode with drafts verified in one forward pass each: tokens the "
+        "grammar forces (jump-forward) and quotes copied from the prompt (prompt lookup); the same greedy tokens "
+        "(pipeline/inference/drafting.py). auto: where the decode step runs eagerly (CPU); on CUDA the captured "
+        "step-by-step graph is used. always: also on CUDA (an eager loop instead of the graph).",
+    )
     cache_implementation: Literal["dynamic", "static"] | None = Field(
         None, description="decoder=generate only. KV cache for generate: null = the model's default (dynamic); "
         "static preallocates it (no per-step copies) and allows compiled decoding."

@@ -85,6 +85,7 @@ class StaticDecoder:
         self._captured: dict[tuple[int, int], tuple] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self.seconds = {"prefill": 0.0, "decode": 0.0}  # where the time went (benchmarks, logs)
+        self.draft_stats = {"rounds": 0, "drafted": 0, "accepted": 0}  # drafted decoding (drafting.py)
 
     def release(self) -> None:
         """Free the KV cache and the captured graphs (the next call allocates and captures again)."""
@@ -166,7 +167,11 @@ class StaticDecoder:
         return self.lm_head(self.stack.norm(last))
 
     def _step(self, tokens, positions, cache):
-        """One decode step: `tokens` [B] at `positions` [B] -> greedy next tokens [B]. Shape-static."""
+        """One decode step: `tokens` [B] at `positions` [B] -> next-token logits [B, vocab]. Shape-static.
+
+        Logits, not tokens: the grammar's bitmask is applied to them after the step (and after the
+        captured graph's replay), then the caller takes the greedy argmax.
+        """
         import torch
         import torch.nn.functional as F
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
@@ -193,11 +198,11 @@ class StaticDecoder:
             o = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, scale=self.scaling)
             x = x + attn.o_proj(o.reshape(batch, 1, self.heads * self.head_dim))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return self.lm_head(self.stack.norm(x[:, 0])).argmax(-1)
+        return self.lm_head(self.stack.norm(x[:, 0]))
 
     def _graph_step(self, cache, first, lengths):
         """The decode step captured for this batch size and cache width: (step, tokens_in, positions_in),
-        `step()` replaying it and returning its output tokens.
+        `step()` replaying it and returning its output logits (a buffer the next replay overwrites).
 
         Capturing warms the step up on the batch's real first step (`first` tokens at `lengths`): the
         warm-up writes the same keys/values that step will, so the cache stays intact.
@@ -264,33 +269,66 @@ class StaticDecoder:
                 out.append(self._prefill(ids, lengths, prefix=prefix).float())
         return torch.cat(out)
 
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, eos_ids: list[int], pad_id: int,
-                 prefix=None) -> list[list[int]]:
-        """Greedy continuations of `prompts` (token ids, unpadded); each stops after its first EOS.
+    def _prefill_first(self, prompts: list[list[int]], extra: int, pad_id: int, constraint=None, prefix=None):
+        """Prefill `prompts` into a cache wide enough for `extra` more tokens per row.
 
         With `prefix` (from `prefix_kv`; every prompt starts with its P tokens) its keys/values fill
         positions 0..P-1 of every row and only the tokens after it are prefilled.
+        Returns (cache, lengths [B], first tokens [B]): the greedy first tokens, under the grammar of
+        `constraint` (a `grammar.RowConstraint`, which then has accepted them) when one is given.
+        Raises ValueError when a prompt plus `extra` exceeds the model's positions.
+        """
+        import torch
+
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device)
+        longest = max(len(p) for p in prompts)
+        width = -(-(longest + extra) // WIDTH_STEP) * WIDTH_STEP
+        if width > self.cos.shape[0]:
+            raise ValueError(f"prompt of {longest} tokens + {extra} new exceeds the model's "
+                             f"{self.cos.shape[0]} positions; lower engine.max_new_tokens or shorten the input")
+        cache = self._cache(len(prompts), width)
+        start = prefix[0][0].shape[2] if prefix is not None else 0
+        for (keys, values), (k, v) in zip(cache, prefix or []):
+            keys[:, :, :start] = k
+            values[:, :, :start] = v
+        first = torch.empty(len(prompts), dtype=torch.long, device=self.device)
+        for rows, ids in self._right_padded([p[start:] for p in prompts], pad_id):
+            logits = self._prefill(ids, lengths[rows] - start, cache, rows, prefix)
+            if constraint is not None:
+                constraint.mask(logits, list(range(rows.start, rows.stop)))
+            first[rows] = logits.argmax(-1)
+        if constraint is not None:
+            for row, token in enumerate(first.tolist()):
+                constraint.accept(row, token)
+        return cache, lengths, first
+
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, eos_ids: list[int], pad_id: int,
+                 grammar=None, draft: bool = False, prefix=None) -> list[list[int]]:
+        """Greedy continuations of `prompts` (token ids, unpadded); each stops after its first EOS.
+
+        With `prefix` (from `prefix_kv`; every prompt starts with its P tokens) its keys/values fill
+        positions 0..P-1 of every row and only the tokens after it are prefilled. `grammar` (a
+        `grammar.VerdictGrammar`) masks every step's logits to the tokens the grammar allows, in the eager
+        step and after the CUDA graph's replay alike. `draft=True` decodes with jump-forward and
+        prompt-lookup drafts verified in one forward pass each (`drafting.generate_drafted`, an eager loop on
+        every device, prefilling in full): the same tokens, fewer sequential steps.
         Returns per prompt the new tokens, the EOS included when one was produced.
         """
         import torch
 
+        if draft:
+            from pipeline.inference.drafting import generate_drafted
+
+            return generate_drafted(self, prompts, max_new_tokens, eos_ids, pad_id, grammar)
         batch = len(prompts)
-        lengths = torch.tensor([len(p) for p in prompts], device=self.device)
-        longest = max(len(p) for p in prompts)
-        width = -(-(longest + max_new_tokens) // WIDTH_STEP) * WIDTH_STEP
-        if width > self.cos.shape[0]:
-            raise ValueError(f"prompt of {longest} tokens + {max_new_tokens} new exceeds the model's "
-                             f"{self.cos.shape[0]} positions; lower engine.max_new_tokens or shorten the input")
         started = time.perf_counter()
         with torch.inference_mode():
-            cache = self._cache(batch, width)
-            start = prefix[0][0].shape[2] if prefix is not None else 0
-            for (keys, values), (k, v) in zip(cache, prefix or []):
-                keys[:, :, :start] = k
-                values[:, :, :start] = v
-            first = torch.empty(batch, dtype=torch.long, device=self.device)
-            for rows, ids in self._right_padded([p[start:] for p in prompts], pad_id):
-                first[rows] = self._prefill(ids, lengths[rows] - start, cache, rows, prefix).argmax(-1)
+            constraint = None
+            if grammar is not None:
+                from pipeline.inference.grammar import RowConstraint
+
+                constraint = RowConstraint(grammar, batch)
+            cache, lengths, first = self._prefill_first(prompts, max_new_tokens, pad_id, constraint, prefix)
             eos = torch.tensor(eos_ids, device=self.device)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()  # once per batch: attributes the time to prefill and decode
@@ -309,13 +347,23 @@ class StaticDecoder:
             tokens.copy_(first)
             positions.copy_(lengths)
             for i in range(1, max_new_tokens):
-                if i % SYNC_EVERY == 0 and bool(done.all()):
+                # Unconstrained, the host looks at the tokens every few steps only; under a grammar it
+                # reads them every step anyway (the matchers advance on the host).
+                if constraint is None and i % SYNC_EVERY == 0 and bool(done.all()):
                     break
-                nxt = step()
+                logits = step()  # launched first: the bitmask is filled on the host while it runs
+                if constraint is not None:
+                    constraint.mask(logits)
+                nxt = logits.argmax(-1)
                 out[:, i] = torch.where(done, pad_id, nxt)
                 done |= torch.isin(nxt, eos)
                 tokens.copy_(nxt)
                 positions.add_(1)
+                if constraint is not None:
+                    for row, token in enumerate(nxt.tolist()):
+                        constraint.accept(row, token)  # finished rows' matchers refuse: ignored
+                    if bool(done.all()):
+                        break
             rows = out.tolist()
         self.seconds["decode"] += time.perf_counter() - started
         results = []

@@ -7,7 +7,9 @@ ids, so a caller (a Serve ingress, an evaluation batch) encodes a text once and 
 
 * `generate`: batched greedy decoding (deterministic), batches formed by prompt length, a
   max-new-tokens budget, stop at EOS; through complyray's static-cache loop (`pipeline/inference/decoder.py`,
-  a CUDA-graph decode step on GPU) for Llama/Mistral models, else transformers' `generate`;
+  a CUDA-graph decode step on GPU) for Llama/Mistral models, else transformers' `generate`; under the
+  verdict grammar (`pipeline/inference/grammar.py`, engine.constrained) every finished answer is a valid
+  verdict, and an answer cut by the budget says so (`Generation.truncated`);
 * `score`: P(NON_COMPLIANT) and the format mass from a single forward pass: the prompt plus the fixed
   answer prefix ``{"final_verdict": "`` is run once and the next-token logits of the two verdicts'
   first distinct tokens are compared; no generation, so it doubles as a fast triage mode;
@@ -38,13 +40,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Generation:
-    """One decoded answer: text (special tokens removed), tokens generated, whether EOS was reached."""
+    """One decoded answer: text (special tokens removed), tokens generated, whether EOS was reached, and
+    whether it was decoded under the verdict grammar (then a finished answer is a schema-valid verdict)."""
 
     text: str
     prompt_tokens: int
     new_tokens: int
     finished: bool
     seconds: float
+    constrained: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        """Cut by the max-new-tokens budget before the answer ended."""
+        return not self.finished
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,7 @@ class Detector:
         self.decoder = self._static_decoder()
         self.formatter = ChatFormatter(tokenizer, self.source.system_prompt, self.source.system_role)
         self.eos_ids = sorted({tokenizer.eos_token_id, *self._extra_eos()})
+        self.grammar = self._grammar()
         self._verdict_prefix, self._decision = self.formatter.verdict_tokens()
         # The model folder's scale (an adapter's, else a merged model's); per adapter when serving several.
         self._calibrations = {None: self._load_calibration(self.source.adapter or self.source.base)}
@@ -207,12 +217,28 @@ class Detector:
                      scale.method, scale.temperature, scale.bias, scale.fitted_on)
         return scale
 
+    def _grammar(self):
+        """The verdict grammar for this tokenizer and model when engine.constrained, else None."""
+        if not self.cfg.constrained:
+            return None
+        from pipeline.inference.grammar import VerdictGrammar
+
+        vocab = self.model.get_output_embeddings().weight.shape[0]  # the logits' width
+        return VerdictGrammar(self.tokenizer, vocab, self.eos_ids, self.cfg.max_field_chars, self.cfg.max_quotes)
+
+    def _drafting(self) -> bool:
+        """Whether the static decoder decodes with verified drafts (engine.draft; auto: eager steps only)."""
+        if self.decoder is None or self.cfg.draft == "never":
+            return False
+        return self.cfg.draft == "always" or not self.decoder.graphs
+
     @property
     def info(self) -> dict:
         """Identity of the loaded model, for predictions, audit records and /v1/models."""
         return {"model": self.source.base, "adapter": self.source.adapter, "version": self.source.version,
                 "device": self.device, "dtype": str(self.dtype).removeprefix("torch."),
-                "max_new_tokens": self.cfg.max_new_tokens, "calibrated": self.calibration is not None}
+                "max_new_tokens": self.cfg.max_new_tokens, "calibrated": self.calibration is not None,
+                "constrained": self.grammar is not None}
 
     def _extra_eos(self) -> list[int]:
         gen = getattr(self.model, "generation_config", None)
@@ -300,7 +326,8 @@ class Detector:
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, prompts: list[list[int]], progress: bool = False) -> list[Generation]:
-        """Greedy answers for encoded `prompts` (from `encode_prompts`), in input order."""
+        """Greedy answers for encoded `prompts` (from `encode_prompts`), in input order; under the verdict
+        grammar when engine.constrained."""
         from tqdm.auto import tqdm
 
         results: list[Generation | None] = [None] * len(prompts)
@@ -308,25 +335,31 @@ class Detector:
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
             t0 = time.time()
             rows = [prompts[i] for i in batch]
-            shared = self._shared_kv(rows, generating=True)
+            drafted = self.decoder is not None and self._drafting()  # the drafting loop prefills in full
+            shared = None if drafted else self._shared_kv(rows, generating=True)
             if self.decoder is not None:
                 new = self.decoder.generate(rows, self.cfg.max_new_tokens, self.eos_ids, self.tokenizer.pad_token_id,
-                                            prefix=shared)
+                                            prefix=shared, grammar=self.grammar, draft=self._drafting())
             else:
-                new = self._hf_generate(rows, shared)
+                new = self._hf_generate(rows, shared, self.grammar)
             seconds = time.time() - t0
             for row, i in enumerate(batch):
                 tokens = new[row]
                 stop = next((j for j, t in enumerate(tokens) if t in self.eos_ids), None)
                 kept = tokens if stop is None else tokens[:stop]
                 results[i] = Generation(self.tokenizer.decode(kept, skip_special_tokens=True), len(prompts[i]),
-                                        len(kept) + (stop is not None), stop is not None, seconds / len(batch))
+                                        len(kept) + (stop is not None), stop is not None, seconds / len(batch),
+                                        self.grammar is not None)
         return results  # type: ignore[return-value]
 
-    def _hf_generate(self, prompts: list[list[int]], shared=None) -> list[list[int]]:
+    def _hf_generate(self, prompts: list[list[int]], shared=None, grammar=None) -> list[list[int]]:
         """New tokens of one batch through transformers' generate (engine.decoder=generate); `shared`: the
-        shared prefix's keys/values (every prompt starts with it), which generate continues from."""
+        shared prefix's keys/values (every prompt starts with it), which generate continues from; under
+        `grammar` (a `VerdictGrammar`) when given."""
         import torch
+        from transformers import LogitsProcessorList
+
+        from pipeline.inference.grammar import GrammarLogitsProcessor
 
         extra = {}
         if shared is not None:
@@ -347,6 +380,7 @@ class Detector:
                 eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
                 cache_implementation=self.cfg.cache_implementation, disable_compile=not self.cfg.compile,
                 prefill_chunk_size=self.cfg.prefill_chunk_size, **extra,
+                logits_processor=LogitsProcessorList([GrammarLogitsProcessor(grammar, len(prompts))] if grammar else []),
             )
         return out[:, ids.shape[1]:].tolist()
 

@@ -15,8 +15,15 @@ Statuses, from best to worst:
   every field it could read (the rest None), so verdict accuracy counts it while the
   JSON-validity rate does not.
 - ``parse_error``: no JSON object could be read; `verdict` and `raw` are None.
+- ``truncated``: the generation was cut by the new-token budget before the answer ended (set by
+  `pipeline.inference.verdicts.read_verdict`, which knows; text alone cannot tell). `verdict` holds what
+  could be read of the cut answer (the verdict comes first), `problems` says it was cut.
 
 So JSON validity = status in ``VALID_STATUSES``: ok and repaired never carry problems.
+
+This tolerant reader is for answers from elsewhere (an unconstrained engine, another model, a file). The
+engine's answers decoded under the verdict grammar (pipeline/inference/grammar.py) are read strictly by
+`read_constrained`: they are schema-shaped by construction.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ from pipeline.schema import (
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("ok", "repaired", "invalid_schema", "parse_error")
+STATUSES = ("ok", "repaired", "invalid_schema", "parse_error")  # what parse_verdict can say of a text
+TRUNCATED = "truncated"  # what read_verdict says of a generation cut by the new-token budget
 VALID_STATUSES = ("ok", "repaired")
 EOS_STRINGS = ("</s>", "<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<|end|>",
                "<eos>", "<end_of_turn>")
@@ -89,6 +97,36 @@ def parse_verdict(text: str) -> ParsedVerdict:
         logger.warning("parse_verdict failed unexpectedly (%s: %s); counted as parse_error",
                        type(e).__name__, e)
         return ParsedVerdict(None, "parse_error", f"parser failure: {type(e).__name__}: {e}")
+
+
+def truncated_verdict(text: str, budget_note: str) -> ParsedVerdict:
+    """A generation cut by the new-token budget: status ``truncated``, with whatever verdict the cut text
+    still gives (its object closed by the tolerant reader). `budget_note` says which budget cut it."""
+    read = parse_verdict(text)
+    problem = f"cut by {budget_note} before the answer ended"
+    return ParsedVerdict(read.verdict, TRUNCATED, problem, [problem, *read.problems], read.raw, read.repairs)
+
+
+def read_constrained(text: str) -> ParsedVerdict:
+    """Read a finished answer decoded under the verdict grammar: strict JSON, checked against the schema.
+
+    The grammar makes it one verdict object in canonical form (status ``ok``); ``invalid_schema`` remains
+    possible only for rules the grammar does not encode (a rule named ``None`` in a NON_COMPLIANT verdict).
+    A text that is not strict JSON (no grammar was applied after all) is read by `parse_verdict`.
+    """
+    try:
+        raw = _STRICT.decode(text.strip())
+    except _DECODE_ERRORS:
+        logger.warning("a grammar-constrained answer is not strict JSON; reading it tolerantly")
+        return parse_verdict(text)
+    if not _has_verdict(raw):
+        return parse_verdict(text)
+    verdict, problems, repairs = _check(raw)
+    if problems:
+        return ParsedVerdict(verdict, "invalid_schema", "; ".join(problems), problems, raw, repairs)
+    if repairs:
+        return ParsedVerdict(verdict, "repaired", "repaired: " + ", ".join(repairs), [], raw, repairs)
+    return ParsedVerdict(verdict, "ok", "", [], raw, [])
 
 
 def _parse(text: Any) -> ParsedVerdict:
@@ -343,4 +381,5 @@ def _check_evidence(value: Any, final: str, problems: list[str], repairs: list[s
     return quotes
 
 
-__all__ = ["EOS_STRINGS", "STATUSES", "VALID_STATUSES", "ParsedVerdict", "parse_verdict", "verdict_label"]
+__all__ = ["EOS_STRINGS", "STATUSES", "TRUNCATED", "VALID_STATUSES", "ParsedVerdict", "parse_verdict", "read_constrained",
+           "truncated_verdict", "verdict_label"]

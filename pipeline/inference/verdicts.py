@@ -1,7 +1,8 @@
 """A generation becomes a verdict here, and only here: evaluation, archive scoring and serving all call
 `read_verdict`.
 
-The raw answer is parsed (pipeline/inference/parsing.py), every field typed as the verdict schema says
+The raw answer is parsed (pipeline/inference/parsing.py: strictly when it was decoded under the verdict grammar,
+tolerantly otherwise; an answer cut by the new-token budget is ``truncated``), every field typed as the verdict schema says
 (odd values become text, an unknown verdict None), and each evidence quote grounded in the communication
 (pipeline/inference/grounding.py; the threshold's one home is `grounding.DEFAULT_THRESHOLD`). The record
 then gives the prediction columns (evaluation, scoring) or the fields of an HTTP answer (serving).
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pipeline.inference.engine import Generation
 from pipeline.inference.grounding import DEFAULT_THRESHOLD, Grounding, ground_evidence, grounding_summary
-from pipeline.inference.parsing import ParsedVerdict, parse_verdict
+from pipeline.inference.parsing import ParsedVerdict, parse_verdict, read_constrained, truncated_verdict
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,12 @@ def read_verdict(generation: Generation, communication: str,
                  grounding_threshold: float = DEFAULT_THRESHOLD) -> VerdictRecord:
     """One generation for `communication` -> its `VerdictRecord` (parsed, typed, evidence grounded with a fuzzy
     score of at least `grounding_threshold`, 0-100). Never raises on a malformed answer."""
-    parsed = parse_verdict(generation.text)
+    if generation.truncated:
+        parsed = truncated_verdict(generation.text, f"the new-token budget ({generation.new_tokens} tokens)")
+    elif generation.constrained:
+        parsed = read_constrained(generation.text)
+    else:
+        parsed = parse_verdict(generation.text)
     verdict = typed_verdict(parsed.verdict)
     quotes = (verdict or {}).get("evidence_list") or []
     return VerdictRecord(generation, parsed, verdict, ground_evidence(quotes, communication, grounding_threshold))
