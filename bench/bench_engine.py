@@ -184,7 +184,7 @@ def main() -> None:
     from pipeline.inference.decoder import PREFILL_TOKENS, StaticDecoder
 
     static = None
-    for variant in args.variants.split(","):
+    for variant in filter(None, args.variants.split(",")):
         kind, *spec = variant.split(":")
         shared = spec[-1] != "noprefix"
         spec = spec if shared else spec[:-1]
@@ -238,7 +238,8 @@ def main() -> None:
     #    through transformers' left-padded forward pass, with and without the shared prefix.
     static = static or StaticDecoder(model, graphs=True)
     batches = args.triage_batch.split(",")
-    triage(engine, texts[: args.triage], batches, "triage", figures, static)
+    if args.triage:
+        triage(engine, texts[: args.triage], batches, "triage", figures, static)
     # 4. Short messages: the instruction is most of each prompt, so sharing it matters most.
     if args.short_triage:
         short = short_messages(tok, args.short_triage, args.short_tokens)
