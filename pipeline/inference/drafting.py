@@ -78,7 +78,7 @@ def extend(decoder, tokens, starts, cache):
         # the cache is read as it is, never copied per query head.
         o = F.scaled_dot_product_attention(q.reshape(b, kv_heads, groups * w, dim), keys, values,
                                            attn_mask=visible, scale=decoder.scaling)
-        x = x + attn.o_proj(o.view(b, heads, w, dim).transpose(1, 2).reshape(b, w, -1))
+        x = x + attn.o_proj(o.reshape(b, heads, w, dim).transpose(1, 2).reshape(b, w, -1))
         x = x + layer.mlp(layer.post_attention_layernorm(x))
     return decoder.lm_head(decoder.stack.norm(x))
 

@@ -86,7 +86,9 @@ def plan_batch(free_bytes: int, dims: ModelDims, prompt_lengths: Sequence[int], 
         need = f"a KV cache of {width} tokens ({longest}-token prompt + {new_tokens} new)"
     else:
         width = 0
-        per_row = longest * dims.activation_bytes_per_token + logits
+        # transformers' forward keeps every token's keys/values while it runs (use_cache, and a shared
+        # prefix's cache expanded per row): counted too, so the estimate holds for both scoring paths.
+        per_row = longest * (dims.activation_bytes_per_token + dims.kv_bytes_per_token) + logits
         need = f"the activations of a {longest}-token prompt"
     rows = min(cap, len(prompt_lengths), max(budget, 0) // per_row)
     if rows < 1:
