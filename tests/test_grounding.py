@@ -110,6 +110,9 @@ def test_read_verdict_is_the_one_way_from_a_generation_to_a_verdict():
     assert (row["pred_verdict"], row["n_quotes"], row["grounded_rate"], row["prompt_tokens"]) == (
         "NON_COMPLIANT", 2, 0.5, 120)
     assert json.loads(row["pred_json"]) == record.verdict
-    broken = read_verdict(Generation("not json at all", 120, 5, False, 0.1), COMMUNICATION)
+    broken = read_verdict(Generation("not json at all", 120, 5, True, 0.1), COMMUNICATION)
     assert broken.verdict is None and broken.parsed.status == "parse_error" and broken.all_grounded is None
+    # Cut by the new-token budget before the answer ended: truncated, not a parse error.
+    cut = read_verdict(Generation("not json at all", 120, 5, False, 0.1), COMMUNICATION)
+    assert cut.verdict is None and cut.parsed.status == "truncated"
     assert broken.columns()["n_quotes"] == 0 and math.isnan(broken.columns()["grounded_rate"])

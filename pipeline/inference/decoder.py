@@ -311,15 +311,18 @@ class StaticDecoder:
         `grammar.VerdictGrammar`) masks every step's logits to the tokens the grammar allows, in the eager
         step and after the CUDA graph's replay alike. `draft=True` decodes with jump-forward and
         prompt-lookup drafts verified in one forward pass each (`drafting.generate_drafted`, an eager loop on
-        every device, prefilling in full): the same tokens, fewer sequential steps.
+        every device; step by step when a prompt leaves no room for a draft): the same tokens, fewer
+        sequential steps.
         Returns per prompt the new tokens, the EOS included when one was produced.
         """
         import torch
 
         if draft:
-            from pipeline.inference.drafting import generate_drafted
+            from pipeline.inference.drafting import DRAFT_TOKENS, generate_drafted
 
-            return generate_drafted(self, prompts, max_new_tokens, eos_ids, pad_id, grammar)
+            # Drafts run up to DRAFT_TOKENS past the budget; a prompt too near the context decodes step by step.
+            if max(len(p) for p in prompts) + max_new_tokens + DRAFT_TOKENS <= self.cos.shape[0]:
+                return generate_drafted(self, prompts, max_new_tokens, eos_ids, pad_id, grammar, prefix)
         batch = len(prompts)
         started = time.perf_counter()
         with torch.inference_mode():

@@ -98,10 +98,10 @@ def _draft(index: PromptIndex, answer: list[int], constraint, row: int, limit: i
 
 
 def generate_drafted(decoder, prompts: list[list[int]], max_new_tokens: int, eos_ids: list[int], pad_id: int,
-                     grammar=None) -> list[list[int]]:
+                     grammar=None, prefix=None) -> list[list[int]]:
     """Greedy continuations of `prompts` through `decoder` (a `StaticDecoder`) with drafts verified in one
-    pass per round, under `grammar` when given. Returns per prompt the new tokens, EOS included when
-    produced: the same as `decoder.generate(..., grammar=grammar)` step by step.
+    pass per round, under `grammar` when given; `prefix` as in `decoder.generate`. Returns per prompt the
+    new tokens, EOS included when produced: the same as `decoder.generate(..., grammar=grammar)` step by step.
     """
     import torch
 
@@ -111,7 +111,7 @@ def generate_drafted(decoder, prompts: list[list[int]], max_new_tokens: int, eos
     started = time.perf_counter()
     with torch.inference_mode():
         constraint = RowConstraint(grammar, batch) if grammar is not None else None
-        cache, _, first = decoder._prefill_first(prompts, max_new_tokens + DRAFT_TOKENS, pad_id, constraint)
+        cache, _, first = decoder._prefill_first(prompts, max_new_tokens + DRAFT_TOKENS, pad_id, constraint, prefix)
         decoder.seconds["prefill"] += time.perf_counter() - started
         started = time.perf_counter()
         answers = [[t] for t in first.tolist()]

@@ -335,8 +335,7 @@ class Detector:
         for batch in tqdm(batches, desc="generate", unit="batch", disable=not progress):
             t0 = time.time()
             rows = [prompts[i] for i in batch]
-            drafted = self.decoder is not None and self._drafting()  # the drafting loop prefills in full
-            shared = None if drafted else self._shared_kv(rows, generating=True)
+            shared = self._shared_kv(rows, generating=True)
             if self.decoder is not None:
                 new = self.decoder.generate(rows, self.cfg.max_new_tokens, self.eos_ids, self.tokenizer.pad_token_id,
                                             prefix=shared, grammar=self.grammar, draft=self._drafting())
