@@ -100,7 +100,7 @@ bench-prepare: setup
 
 # Package kit for the GPU machine (../shared/device/README.md).
 kit: setup
-	PATH=$(abspath $(VENV))/bin:$$PATH bash ../shared/device/build-kit.sh
+	PATH=$(abspath $(VENV))/bin:$$PATH bash ../shared/device/build-kit.sh 'xgrammar==0.2.9'
 
 clean:
 	rm -rf runs .pytest_cache
