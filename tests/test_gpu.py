@@ -1,5 +1,6 @@
 """GPU paths on a tiny random Mistral with the real v3 tokenizer: QLoRA and ZeRO-2 through Ray Train,
-the engine in bf16 on CUDA. Skipped on CPU machines; on the GPU machine:
+on two GPUs QLoRA under DDP, ZeRO-2/3 and a resume (skipped below 2 GPUs), the engine in bf16 on CUDA.
+Skipped on CPU machines; on the GPU machine:
 
     python -m pytest -m gpu tests/test_gpu.py
 """
@@ -33,6 +34,49 @@ def test_gpu_training_through_ray_train_learns_and_writes_an_adapter(variant, pr
     assert m["peak_gpu_memory_gb"] and m["peak_gpu_memory_gb"] > 0
     bs = [v for k, v in lora_tensors(Path(cfg.output_dir)).items() if "lora_B" in k]
     assert len(bs) == 2 * 7 and all(v.abs().sum() > 0 for v in bs)
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+two_gpus = pytest.mark.skipif(_gpus() < 2, reason="needs 2 GPUs (nvidia-h200-x2)")
+
+
+@two_gpus
+@pytest.mark.parametrize("variant", [
+    ["quantization.load_in_4bit=true"],
+    ["quantization.load_in_4bit=false", f"train.deepspeed={ROOT / 'ray_cluster/deepspeed/zero3.json'}"],
+    ["quantization.load_in_4bit=false", f"train.deepspeed={ROOT / 'ray_cluster/deepspeed/zero2.json'}"],
+], ids=["qlora_ddp", "zero3_lora", "zero2_lora"])
+def test_two_gpu_workers_train_one_adapter_and_report_each_gpu(variant, prepared, tiny_mistral, tmp_path):
+    from pipeline.train.run import run_training
+
+    cfg = train_cfg(prepared, tiny_mistral, tmp_path, "ray.use_gpu=true", "ray.num_workers=2",
+                    "ray.resources_per_worker={CPU: 1, GPU: 1}", "train.precision=bf16", *variant)
+    m = run_training(cfg).metrics
+    assert m["global_step"] == 4 and m["num_workers"] == 2 and m["eval_loss_last"] < m["eval_loss_first"]
+    peaks = m["peak_gpu_memory_gb_per_worker"]
+    assert len(peaks) == 2 and all(p and p > 0 for p in peaks)
+    assert [c["step"] for c in m["checkpoints"]] == [2, 4] and all(c["bytes"] > 0 for c in m["checkpoints"])
+    bs = [v for k, v in lora_tensors(Path(cfg.output_dir)).items() if "lora_B" in k]
+    assert len(bs) == 2 * 7 and all(v.abs().sum() > 0 for v in bs)  # ZeRO-3 gathered the shards on save
+
+
+@two_gpus
+def test_two_gpu_qlora_resumes_from_its_checkpoint_after_a_worker_failure(prepared, tiny_mistral, tmp_path):
+    from pipeline.train.run import run_training
+
+    common = [prepared, tiny_mistral, tmp_path, "ray.use_gpu=true", "ray.num_workers=2",
+              "ray.resources_per_worker={CPU: 1, GPU: 1}", "train.precision=bf16", "quantization.load_in_4bit=true"]
+    ref = run_training(train_cfg(*common)).metrics
+    m = run_training(train_cfg(*common, "train.fault_drill_step=2", "ray.max_failures=1",
+                               f"output_dir={tmp_path}/resumed", "ray.run_name=resumed")).metrics
+    assert m["resumed_from_step"] == 2 and m["global_step"] == ref["global_step"] == 4
+    after = [e["loss"] for e in m["train_losses"] if e["step"] > 2]
+    assert after == pytest.approx([e["loss"] for e in ref["train_losses"] if e["step"] > 2], abs=2e-2)
 
 
 def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tiny_mistral):

@@ -185,6 +185,11 @@ def test_two_workers_learn_and_write_a_loadable_adapter(baseline, prepared, tiny
     assert [e["step"] for e in m["eval_losses"]] == [0, 2, 4]
     assert m["eval_loss_last"] < m["eval_loss_first"]
     assert m["tokens_per_second"] > 0 and all(e["tokens_per_second"] > 0 for e in m["train_losses"])
+    assert m["tokens_per_second_per_worker"] == pytest.approx(m["tokens_per_second"] / 2, abs=0.1)
+    assert m["peak_gpu_memory_gb_per_worker"] == [None, None]  # one entry per worker, from each (no GPU here)
+    # Each checkpoint's size, save and upload time, as rank 0 saw them.
+    assert [c["step"] for c in m["checkpoints"]] == [2, 4]
+    assert all(c["bytes"] > 100_000 and c["save_seconds"] > 0 and c["report_seconds"] >= 0 for c in m["checkpoints"])
     out = Path(result.output_dir)
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
                  "training_config.json", "metrics.json", "loss_curve.png", "calibration.json", "cascade.json",

@@ -1,7 +1,8 @@
 """What a training run measures, checkpoints and leaves behind.
 
 Callbacks: `Throughput` (non-padding tokens per second of pure training time, peak GPU memory),
-`ReportToRay` (every HF checkpoint goes to Ray Train with the latest metrics) and `FaultDrill`.
+`ReportToRay` (every HF checkpoint goes to Ray Train with the latest metrics; it times each save and
+upload) and `FaultDrill`.
 `write_artifacts` turns the finished trainer into the output folder: adapter (or full model),
 tokenizer with its chat template, optional merged bf16 model, the resolved config with the data's
 content hash, metrics.json and a loss-curve PNG.
@@ -96,10 +97,19 @@ class ReportToRay(TrainerCallback):
 
     def __init__(self, cfg: TrainConfig, data: dict):
         self.provenance = {"config": config_to_dict(cfg), "data": data}
+        self.saves: list[dict] = []  # this attempt's checkpoints: step, size, save and report seconds
+        self._mark: float | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._mark = time.perf_counter()  # after Throughput's CUDA synchronize (it is called first)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._mark = time.perf_counter()  # the trainer saves right after the evaluation of a save step
 
     def on_save(self, args, state, control, **kwargs):
         import ray.train
 
+        saved = time.perf_counter()
         ctx = ray.train.get_context()
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if ctx.get_world_rank() == 0 and folder.is_dir():
@@ -110,7 +120,27 @@ class ReportToRay(TrainerCallback):
         metrics["step"] = state.global_step
         upload = ctx.get_local_rank() == 0 and folder.is_dir()
         checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if upload else None
+        started = time.perf_counter()
         ray.train.report(metrics, checkpoint=checkpoint)
+        self.saves.append({
+            "step": state.global_step, "bytes": folder_bytes(folder) if upload else None,
+            "save_seconds": round(saved - self._mark, 2) if self._mark is not None else None,
+            "report_seconds": round(time.perf_counter() - started, 2)})
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def gather_from_workers(value):
+    """`value` from every worker of the process group, in rank order ([value] outside one)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [value]
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 class FaultDrill(TrainerCallback):
@@ -139,6 +169,7 @@ def summarize(state, throughput: Throughput, cfg: TrainConfig, data: dict,
         "eval_loss_last": eval_logs[-1]["eval_loss"] if eval_logs else None,
         "best_eval_loss": state.best_metric, "best_step": state.best_global_step,
         **throughput.totals(state),
+        "tokens_per_second_per_worker": round(throughput.totals(state)["tokens_per_second"] / cfg.ray.num_workers, 1),
         "effective_batch": cfg.effective_batch, "micro_batch_size": cfg.train.micro_batch_size,
         "grad_accum": cfg.train.grad_accum, "num_workers": cfg.ray.num_workers,
         "peak_gpu_memory_gb": peak_gpu_memory_gb(),
@@ -214,6 +245,10 @@ def write_artifacts(trainer, cfg: TrainConfig, plan: TrainPlan, resumed_from: in
         shutil.rmtree(stage)
     trainer.save_model(str(stage))  # adapter (or full model) + tokenizer, written by rank 0
     metrics = summarize(trainer.state, trainer.throughput, cfg, plan.data, resumed_from, seconds)
+    # Every GPU's peak, and what checkpointing cost (rank 0's view: the node's folder, the upload to storage).
+    metrics["peak_gpu_memory_gb_per_worker"] = gather_from_workers(metrics["peak_gpu_memory_gb"])
+    metrics["checkpoints"] = next((c.saves for c in trainer.callback_handler.callbacks
+                                   if isinstance(c, ReportToRay)), [])
     if rank != 0:
         return metrics
     (stage / "training_args.bin").unlink(missing_ok=True)  # a pickle of HF args; training_config.json says it all
