@@ -93,6 +93,15 @@ def wait_for_free_gpus(timeout: float = 120.0) -> None:
     raise RuntimeError("the killed job's workers still hold GPUs")
 
 
+def checkpoint_files(run_dir: Path) -> dict:
+    """The newest checkpoint in storage: {relative path: MiB} of its files of 1 MiB or more."""
+    ckpts = sorted((p for p in run_dir.glob("checkpoint_*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    if not ckpts:
+        return {}
+    return {str(f.relative_to(ckpts[-1])): round(f.stat().st_size / 2**20, 1)
+            for f in sorted(ckpts[-1].rglob("*")) if f.is_file() and f.stat().st_size >= 2**20}
+
+
 def summary(name: str, config: str, workers: int, out: Path, wall: float, rc: int) -> dict:
     row = {"run": name, "config": config, "workers": workers, "rc": rc, "wall_s": round(wall, 1)}
     if rc != 0:
@@ -103,6 +112,10 @@ def summary(name: str, config: str, workers: int, out: Path, wall: float, rc: in
         "global_step": m["global_step"], "resumed_from_step": m["resumed_from_step"],
         "effective_batch": m["effective_batch"], "tokens_per_second": m["tokens_per_second"],
         "tokens_per_second_per_gpu": m["tokens_per_second_per_worker"],
+        "steady_tokens_per_second": m["steady_tokens_per_second"],
+        "steady_tokens_per_second_per_gpu": m["steady_tokens_per_second_per_worker"],
+        "step_tokens_per_second": [e.get("tokens_per_second") for e in m["train_losses"]],
+        "checkpoint_files": checkpoint_files(out.parent.parent / "ray" / name),
         "peak_gpu_memory_gb_per_gpu": m["peak_gpu_memory_gb_per_worker"],
         "eval_loss_first": m["eval_loss_first"], "eval_loss_last": m["eval_loss_last"],
         "checkpoint_gib": round(max((c["bytes"] or 0) for c in ckpts) / 2**30, 3) if ckpts else None,
@@ -176,18 +189,20 @@ def main() -> None:
 
 
 def report(rows: list[dict]) -> None:
-    single = {r["config"]: r["tokens_per_second"] for r in rows if r["rc"] == 0 and r["workers"] == 1}
-    print(f"\n{'run':<10} {'rc':>3} {'steps':>5} {'from':>4} {'tok/s':>8} {'tok/s/GPU':>9} {'scaling':>7} "
-          f"{'peak GiB per GPU':>18} {'ckpt GiB':>8} {'save s':>6} {'report s':>8} {'wall s':>7}")
+    # Scaling compares steady figures (the first step, warm-up, left out of both runs).
+    single = {r["config"]: r["steady_tokens_per_second"] for r in rows if r["rc"] == 0 and r["workers"] == 1}
+    print(f"\n{'run':<10} {'rc':>3} {'steps':>5} {'from':>4} {'tok/s':>8} {'steady':>8} {'steady/GPU':>10} "
+          f"{'scaling':>7} {'peak GiB per GPU':>18} {'ckpt GiB':>8} {'save s':>6} {'report s':>8} {'wall s':>7}")
     for r in rows:
         if r["rc"] != 0:
             print(f"{r['run']:<10} {r['rc']:>3}  failed")
             continue
         base = single.get(r["config"])
-        scaling = f"{r['tokens_per_second_per_gpu'] / base:.0%}" if base and r["workers"] > 1 else "-"
+        scaling = f"{r['steady_tokens_per_second_per_gpu'] / base:.0%}" if base and r["workers"] > 1 else "-"
         peaks = "/".join(f"{p:.1f}" for p in r["peak_gpu_memory_gb_per_gpu"] if p is not None)
         print(f"{r['run']:<10} {r['rc']:>3} {r['global_step']:>5} {r['resumed_from_step'] or '-'!s:>4} "
-              f"{r['tokens_per_second']:>8,.0f} {r['tokens_per_second_per_gpu']:>9,.0f} {scaling:>7} {peaks:>18} "
+              f"{r['tokens_per_second']:>8,.0f} {r['steady_tokens_per_second'] or 0:>8,.0f} "
+              f"{r['steady_tokens_per_second_per_gpu'] or 0:>10,.0f} {scaling:>7} {peaks:>18} "
               f"{r['checkpoint_gib']!s:>8} {r['save_s']!s:>6} {r['report_s']!s:>8} {r['wall_s']:>7}")
     by_run = {r["run"]: r for r in rows if r["rc"] == 0}
     for r in rows:

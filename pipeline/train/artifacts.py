@@ -51,10 +51,12 @@ class Throughput(TrainerCallback):
         self.seconds = 0.0
         self._window_seconds = 0.0
         self._start_tokens = self._window_tokens = 0
+        self._first: tuple[int, float] | None = None  # the attempt's first step: (tokens, seconds), warm-up
         self._t0 = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start_tokens = self._window_tokens = state.num_input_tokens_seen  # restored on resume
+        self._first = None
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._t0 = time.perf_counter()
@@ -67,6 +69,8 @@ class Throughput(TrainerCallback):
         elapsed = time.perf_counter() - self._t0
         self.seconds += elapsed
         self._window_seconds += elapsed
+        if self._first is None:
+            self._first = (state.num_input_tokens_seen - self._start_tokens, elapsed)
 
     def window(self, state) -> dict:
         """Metrics since the previous call: tokens/s, effective batch, peak GPU memory."""
@@ -80,10 +84,14 @@ class Throughput(TrainerCallback):
         return out
 
     def totals(self, state) -> dict:
-        """This attempt's training tokens, seconds and tokens/s."""
+        """This attempt's training tokens, seconds and tokens/s; `steady_tokens_per_second` leaves out the
+        attempt's first step (CUDA and kernel warm-up), so short runs compare like long ones."""
         tokens = state.num_input_tokens_seen - self._start_tokens
+        first_tokens, first_seconds = self._first or (0, 0.0)
+        rest = self.seconds - first_seconds
         return {"train_tokens": int(tokens), "train_seconds": round(self.seconds, 1),
-                "tokens_per_second": round(tokens / self.seconds, 1) if self.seconds else 0.0}
+                "tokens_per_second": round(tokens / self.seconds, 1) if self.seconds else 0.0,
+                "steady_tokens_per_second": round((tokens - first_tokens) / rest, 1) if rest > 0 else None}
 
 
 class ReportToRay(TrainerCallback):
@@ -170,6 +178,9 @@ def summarize(state, throughput: Throughput, cfg: TrainConfig, data: dict,
         "best_eval_loss": state.best_metric, "best_step": state.best_global_step,
         **throughput.totals(state),
         "tokens_per_second_per_worker": round(throughput.totals(state)["tokens_per_second"] / cfg.ray.num_workers, 1),
+        "steady_tokens_per_second_per_worker": (round(throughput.totals(state)["steady_tokens_per_second"]
+                                                      / cfg.ray.num_workers, 1)
+                                                if throughput.totals(state)["steady_tokens_per_second"] else None),
         "effective_batch": cfg.effective_batch, "micro_batch_size": cfg.train.micro_batch_size,
         "grad_accum": cfg.train.grad_accum, "num_workers": cfg.ray.num_workers,
         "peak_gpu_memory_gb": peak_gpu_memory_gb(),
