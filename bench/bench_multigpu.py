@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from train_matrix import ensure_inputs  # noqa: E402 - the random 7B and its prepared data, built once
 
-# The `ray` console script beside this Python, or the CLI as a module (the GPU machine's kit has no scripts).
-RAY_CMD = ([str(Path(sys.executable).parent / "ray")] if (Path(sys.executable).parent / "ray").exists()
-           else [sys.executable, "-m", "ray.scripts.scripts"])
+from pipeline.testing import ray_cli, stop_ray_head  # noqa: E402
+
+RAY_CMD = ray_cli()
 # --cpu: the same driver, kill and resubmission logic on CPU workers with the tiny model (no figures).
 CPU_SMOKE = ["ray.use_gpu=false", "quantization.load_in_4bit=false", "train.precision=fp32",
              "train.optim=adamw_torch", "train.micro_batch_size=2"]
@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--eval-limit", type=int, default=16)
     ap.add_argument("--cpus-per-worker", type=int, default=4)
     ap.add_argument("--json", default=None, help="write the rows here")
+    ap.add_argument("--port", type=int, default=6389, help="the head's GCS port")
     ap.add_argument("--cpu", action="store_true", help="smoke-run the QLoRA entries on CPU workers, tiny model")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="multigpu-"))
@@ -148,11 +149,13 @@ def main() -> None:
     # `ray start --head` enforces token auth on local clusters since Ray 2.59: clients say so too.
     os.environ.update(RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
     subprocess.run([*RAY_CMD, "get-auth-token", "--generate"], check=True, capture_output=True)
-    started = subprocess.run([*RAY_CMD, "start", "--head", "--port=6389", "--include-dashboard=false",
-                              "--disable-usage-stats"], capture_output=True, text=True)
+    temp_dir = tempfile.mkdtemp(prefix="mgpu-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    started = subprocess.run([*RAY_CMD, "start", "--head", f"--port={args.port}", f"--temp-dir={temp_dir}",
+                              "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True)
     if started.returncode != 0:
+        stop_ray_head(temp_dir)
         sys.exit(started.stdout + started.stderr)
-    os.environ["RAY_ADDRESS"] = "127.0.0.1:6389"  # every job below is a driver of this cluster
+    os.environ["RAY_ADDRESS"] = f"127.0.0.1:{args.port}"  # every job below is a driver of this cluster
     import ray
 
     ray.init(logging_level="ERROR", log_to_driver=False)
@@ -181,7 +184,7 @@ def main() -> None:
             print(json.dumps({k: v for k, v in row.items() if k != "train_losses"}), flush=True)
     finally:
         ray.shutdown()
-        subprocess.run([*RAY_CMD, "stop", "--force"], capture_output=True)
+        stop_ray_head(temp_dir)  # this head only: other clusters on the machine keep running
     report(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -61,3 +61,31 @@ def save_random_mistral(out_dir: str | Path, preset: str = "tiny", dtype: str = 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def ray_cli() -> list[str]:
+    """The `ray` console script beside this Python, or the same CLI as a module where only the package
+    travelled (the GPU machine's kit has no console scripts)."""
+    import sys
+
+    script = Path(sys.executable).parent / "ray"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def stop_ray_head(temp_dir: str) -> None:
+    """Stop only the processes of the head started with ``--temp-dir=temp_dir``, never another Ray on
+    the machine: `ray stop` would kill every cluster of the user (another job's, a running bench's)."""
+    import psutil
+
+    mine = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if temp_dir in " ".join(proc.info["cmdline"] or []):
+                mine.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for proc in mine:
+        proc.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=15)
+    for proc in alive:
+        proc.kill()

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.testing import ray_cli, stop_ray_head
+
 ROOT = Path(__file__).resolve().parent.parent
-# The `ray` console script beside this Python, or the same CLI as a module where only the package
-# travelled (the GPU machine's kit has no console scripts).
-_RAY_SCRIPT = Path(sys.executable).parent / "ray"
-RAY_CMD = [str(_RAY_SCRIPT)] if _RAY_SCRIPT.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
+RAY_CMD = ray_cli()
 # `ray start --head` enforces token auth on local clusters since Ray 2.59; clients must say so too.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
@@ -27,25 +26,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _stop_head(temp_dir: str) -> None:
-    """Stop only the processes of this session's head (found by its private temp dir), never
-    another Ray on the machine: `ray stop` would kill every cluster of the user."""
-    import psutil
-
-    mine = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if temp_dir in " ".join(proc.info["cmdline"] or []):
-                mine.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    for proc in mine:
-        proc.terminate()
-    _, alive = psutil.wait_procs(mine, timeout=15)
-    for proc in alive:
-        proc.kill()
 
 
 @pytest.fixture(scope="session")
@@ -66,13 +46,13 @@ def ray_head():
         capture_output=True, text=True, env=env, timeout=180,
     )
     if started.returncode != 0:
-        _stop_head(temp_dir)
+        stop_ray_head(temp_dir)
         raise AssertionError(started.stdout + started.stderr)
     yield f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
     import ray
 
     ray.shutdown()
-    _stop_head(temp_dir)
+    stop_ray_head(temp_dir)
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
