@@ -63,6 +63,28 @@ def save_random_mistral(out_dir: str | Path, preset: str = "tiny", dtype: str = 
     return out
 
 
+def save_random_adapters(base: str | Path, out_dir: str | Path, names=("risk-a", "risk-b"),
+                         target_modules=("q_proj", "k_proj", "v_proj", "down_proj")) -> dict[str, str]:
+    """One LoRA adapter of `base` per name, each with its own random B weights (so each changes the
+    outputs differently; k/v targets change the KV of a shared prefix too). Returns {name: folder}."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = {}
+    for seed, name in enumerate(names):
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                               LoraConfig(r=4, target_modules=list(target_modules)))
+        torch.manual_seed(seed)
+        for param_name, p in model.named_parameters():
+            if "lora_B" in param_name:
+                p.data.normal_(0, 0.5)
+        folder = Path(out_dir) / name
+        model.save_pretrained(folder)
+        out[name] = str(folder)
+    return out
+
+
 def ray_cli() -> list[str]:
     """The `ray` console script beside this Python, or the same CLI as a module where only the package
     travelled (the GPU machine's kit has no console scripts)."""

@@ -67,6 +67,14 @@ def ray_session(ray_head):
 
 
 @pytest.fixture(scope="session")
+def adapters(tiny_mistral, tmp_path_factory) -> dict[str, str]:
+    """Two LoRA adapters of the tiny model, 'risk-a' and 'risk-b', with different random B weights."""
+    from pipeline.testing import save_random_adapters
+
+    return save_random_adapters(tiny_mistral, tmp_path_factory.mktemp("adapters"))
+
+
+@pytest.fixture(scope="session")
 def tiny_mistral(tmp_path_factory) -> Path:
     """A 2-layer random MistralForCausalLM with the real Mistral v3 tokenizer, saved like a hub checkpoint."""
     from pipeline.testing import save_random_mistral

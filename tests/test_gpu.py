@@ -13,7 +13,7 @@ import pytest
 from pipeline.inference.config import DetectorModelConfig, EngineConfig
 from pipeline.inference.engine import Detector
 from test_engine import TEXTS
-from test_prefix import MORE_TEXTS, adapters  # noqa: F401 - `adapters` is a fixture
+from test_prefix import MORE_TEXTS
 from test_train import ROOT, lora_tensors, prepared, train_cfg  # noqa: F401 - `prepared` is a fixture
 
 pytestmark = pytest.mark.gpu

@@ -31,27 +31,6 @@ KEY = "test-key-" + uuid.uuid4().hex
 TEXT = "Client: Is the Harbor fund safe?\nAdvisor: I guarantee you will not lose a cent on the Harbor fund."
 
 
-@pytest.fixture(scope="module")
-def adapters(tiny_mistral, tmp_path_factory) -> dict[str, str]:
-    """Two LoRA adapters of the tiny model with different random B weights (so different outputs)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    out = {}
-    for seed, name in enumerate(["risk-a", "risk-b"]):
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_mistral),
-                               LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-        torch.manual_seed(seed)
-        for param_name, p in model.named_parameters():
-            if "lora_B" in param_name:
-                p.data.normal_(0, 0.5)
-        folder = tmp_path_factory.mktemp("adapters") / name
-        model.save_pretrained(folder)
-        out[name] = str(folder)
-    return out
-
-
 def deploy(args: dict):
     from ray import serve
 
