@@ -2,6 +2,7 @@
 
     python bench/bench_score_stream.py --messages 20000 200000
     python bench/bench_score_stream.py --messages 2000          # a quick check
+    python bench/bench_score_stream.py ray.num_cpus=3 cpus_per_actor=2 --messages 4000   # job overrides first
 
 Generates a synthetic archive per size (realistic length mix: mostly short chats and texts, some
 emails, a few long call transcripts, and some mass-mailed duplicates), builds the tiny random Mistral
