@@ -18,10 +18,18 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
+                 runtime_env={"worker_process_setup_hook": "pipeline.runtime.quiet_worker_logs"})
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = True
+
+
+def quiet_worker_logs() -> None:
+    """Run in every worker of a local cluster. Ray Train's placement-group cleaner asks the State API (served
+    by the dashboard, which a local cluster here does without) every few seconds whether the trainer is
+    alive, and warns each time it gets no answer: dozens of identical lines per training run."""
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 def bound_data_memory(object_store_bytes: int) -> None:
