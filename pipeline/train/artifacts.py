@@ -168,6 +168,7 @@ def summarize(state, throughput: Throughput, cfg: TrainConfig, data: dict,
     """metrics.json: losses per log and per evaluation, final and best values, throughput, batch."""
     train_logs = [e for e in state.log_history if "loss" in e]
     eval_logs = [e for e in state.log_history if "eval_loss" in e]
+    totals, workers = throughput.totals(state), cfg.ray.num_workers
     metrics = {
         "global_step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0.0, 3),
         "early_stopped": state.global_step < state.max_steps,
@@ -176,11 +177,10 @@ def summarize(state, throughput: Throughput, cfg: TrainConfig, data: dict,
         "eval_loss_first": eval_logs[0]["eval_loss"] if eval_logs else None,
         "eval_loss_last": eval_logs[-1]["eval_loss"] if eval_logs else None,
         "best_eval_loss": state.best_metric, "best_step": state.best_global_step,
-        **throughput.totals(state),
-        "tokens_per_second_per_worker": round(throughput.totals(state)["tokens_per_second"] / cfg.ray.num_workers, 1),
-        "steady_tokens_per_second_per_worker": (round(throughput.totals(state)["steady_tokens_per_second"]
-                                                      / cfg.ray.num_workers, 1)
-                                                if throughput.totals(state)["steady_tokens_per_second"] else None),
+        **totals,
+        "tokens_per_second_per_worker": round(totals["tokens_per_second"] / workers, 1),
+        "steady_tokens_per_second_per_worker": (round(totals["steady_tokens_per_second"] / workers, 1)
+                                                if totals["steady_tokens_per_second"] else None),
         "effective_batch": cfg.effective_batch, "micro_batch_size": cfg.train.micro_batch_size,
         "grad_accum": cfg.train.grad_accum, "num_workers": cfg.ray.num_workers,
         "peak_gpu_memory_gb": peak_gpu_memory_gb(),
