@@ -15,7 +15,8 @@ Side by side in one process, same model object, ~1,000-token prompts:
      `static:BATCH` is complyray's loop (pipeline/inference/decoder.py: preallocated KV cache, CUDA-graph
      decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); BATCH `auto`
      sizes every batch from free GPU memory (engine.memory_batching), a trailing `:noprefix` prefills
-     every prompt in full (engine.shared_prefix=false); output tokens/s, timed over the whole set twice:
+     every prompt in full (engine.shared_prefix=false), a trailing `:fp8` prefills the prompts with float8
+     linear layers (engine.fp8_prefill; answers compared with the same variant's bf16 ones); output tokens/s, timed over the whole set twice:
      cold (graph captures / compilation included) and warm.
      Under the verdict grammar (pipeline/inference/grammar.py): `static_grammar:BATCH` masks each step's
      logits (after the CUDA graph's replay), `static_draft:BATCH` adds jump-forward and prompt-lookup
@@ -94,14 +95,18 @@ def short_messages(tok, n: int, median: int, seed: int = 5) -> list[str]:
     return out
 
 
-def triage(engine, texts: list[str], batches: list[str], label: str, figures: dict, static) -> None:
-    """Verdict-probability rate over `texts` for each decoder, batch size and shared-prefix setting."""
+def triage(engine, texts: list[str], batches: list[str], label: str, figures: dict, decoders: dict) -> None:
+    """Verdict-probability rate over `texts` for each decoder (name: StaticDecoder or None for transformers'
+    forward), batch size and shared-prefix setting. A `static_fp8` decoder's probabilities are compared with
+    the bf16 static decoder's (same batch, shared prefix)."""
     from pipeline.inference.config import EngineConfig
 
     prompts = engine.encode_prompts(texts)
-    for name, decoder in (("static", static), ("hf_forward", None)):
-        if decoder is not None:
-            decoder.release()
+    reference = {}
+    for name, decoder in decoders.items():
+        for other in decoders.values():
+            if other is not None:
+                other.release()
         engine.decoder = decoder
         for bs in batches:
             for shared in (True, False):
@@ -111,13 +116,46 @@ def triage(engine, texts: list[str], batches: list[str], label: str, figures: di
                 engine.score(prompts[:64])  # warm-up (and the prefix, computed once)
                 sync()
                 t = time.time()
-                engine.score(prompts)
+                scores = engine.score(prompts)
                 sync()
                 rate = len(prompts) / (time.time() - t)
-                key = f"{label}_{name}_b{bs}_{'prefix' if shared else 'noprefix'}_per_s"
-                figures[key] = round(rate, 1)
+                key = f"{label}_{name}_b{bs}_{'prefix' if shared else 'noprefix'}"
+                figures[f"{key}_per_s"] = round(rate, 1)
                 print(f"engine {label} {name:<10} batch {bs:>4} {'shared prefix' if shared else 'full prefill '}: "
                       f"{rate:8.1f} /s (peak {peak_gib():.1f} GiB)", flush=True)
+                if shared and name in ("static", "static_fp8"):
+                    reference.setdefault(name, scores.probability)
+    if {"static", "static_fp8"} <= reference.keys():
+        import numpy as np
+
+        a, b = np.asarray(reference["static"]), np.asarray(reference["static_fp8"])
+        figures[f"{label}_fp8_vs_bf16"] = diff = {
+            "max_abs_probability_diff": round(float(np.abs(a - b).max()), 4),
+            "mean_abs_probability_diff": round(float(np.abs(a - b).mean()), 4),
+            "verdicts_agree_at_0.5": round(float(((a >= 0.5) == (b >= 0.5)).mean()), 4),
+            "probability_range_bf16": [round(float(a.min()), 4), round(float(a.max()), 4)]}
+        print(f"engine {label} fp8 vs bf16 prefill: {diff}", flush=True)
+
+
+def profile(engine, prompts: list[list[int]], decoder, figures: dict) -> None:
+    """Kernel time of one warm generation of `prompts` with `decoder`'s decode steps run eagerly (a captured
+    graph hides its kernels from the profiler): the top CUDA kernels, and prefill vs decode seconds."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    graphs, decoder.graphs = decoder.graphs, False
+    engine.decoder = decoder
+    engine.generate(prompts)
+    sync()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        engine.generate(prompts)
+        sync()
+    decoder.graphs = graphs
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70)
+    print(table, flush=True)
+    figures["profile_top_kernels"] = [
+        {"name": e.key[:90], "cuda_ms": round(e.device_time_total / 1e3, 1), "calls": e.count}
+        for e in sorted(prof.key_averages(), key=lambda e: -e.device_time_total)[:25]]
 
 
 def main() -> None:
@@ -141,6 +179,11 @@ def main() -> None:
     ap.add_argument("--triage-batch", default="16,32,64,auto", help="comma list of batch sizes or auto (memory)")
     ap.add_argument("--short-triage", type=int, default=2048, help="short messages to triage (0: skip)")
     ap.add_argument("--short-tokens", type=int, default=150, help="median communication tokens of a short message")
+    ap.add_argument("--fp8", nargs="?", const="with", choices=["with", "only"],
+                    help="triage also through the static decoder with fp8 prefill (engine.fp8_prefill), its probabilities "
+                    "compared with bf16's; `only`: leave out transformers' forward")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="profile one warm generation of this many prompts (eager decode steps): top CUDA kernels")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     if args.embedded:
@@ -183,9 +226,12 @@ def main() -> None:
     # 2. Engine generation.
     from pipeline.inference.decoder import PREFILL_TOKENS, StaticDecoder
 
-    static = None
+    static = static_fp8 = None
+    outputs: dict[str, list[str]] = {}
     for variant in filter(None, args.variants.split(",")):
         kind, *spec = variant.split(":")
+        fp8 = spec[-1] == "fp8"
+        spec = spec[:-1] if fp8 else spec
         shared = spec[-1] != "noprefix"
         spec = spec if shared else spec[:-1]
         bs_spec = spec[0] if kind.startswith("static") else spec[-1]
@@ -195,16 +241,24 @@ def main() -> None:
         engine.grammar = grammar if kind.endswith(("_grammar", "_draft")) else None
         bounds = dict(constrained=engine.grammar is not None, max_field_chars=args.max_field_chars)
         if kind.startswith("static"):
-            static = static or StaticDecoder(model, graphs=True)
-            static.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
+            for other in (static, static_fp8):
+                if other is not None:
+                    other.release()  # one KV cache at a time
+            if fp8:
+                static_fp8 = static_fp8 or StaticDecoder(model, graphs=True, fp8=True)
+            else:
+                static = static or StaticDecoder(model, graphs=True)
+            current = static_fp8 if fp8 else static
+            current.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
             engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static", **bounds,
                                       memory_batching=auto, shared_prefix=shared,
                                       draft="always" if kind == "static_draft" else "never")
-            engine.decoder = static
-            static.draft_stats = dict.fromkeys(static.draft_stats, 0)
+            engine.decoder = current
+            current.draft_stats = dict.fromkeys(current.draft_stats, 0)
         else:
-            if static is not None:
-                static.release()  # its KV cache would leave generate no room
+            for other in (static, static_fp8):
+                if other is not None:
+                    other.release()  # its KV cache would leave generate no room
             attn, cache = spec[0], spec[1]
             model.set_attn_implementation(attn)
             engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, **bounds,
@@ -224,11 +278,16 @@ def main() -> None:
             torch.cuda.empty_cache()
             continue
         figures[f"engine_{variant}_answers"] = answer_counts(gens, texts)
+        outputs[variant] = [g.text for g in gens]
         if kind.startswith("static"):
-            figures[f"engine_{variant}_seconds"] = {k: round(v, 1) for k, v in static.seconds.items()}
-            static.seconds = dict.fromkeys(static.seconds, 0.0)
+            figures[f"engine_{variant}_seconds"] = {k: round(v, 1) for k, v in current.seconds.items()}
+            current.seconds = dict.fromkeys(current.seconds, 0.0)
             if kind == "static_draft":
-                figures[f"engine_{variant}_drafts"] = dict(static.draft_stats)
+                figures[f"engine_{variant}_drafts"] = dict(current.draft_stats)
+            if fp8 and variant.removesuffix(":fp8") in outputs:
+                same = sum(a == b for a, b in zip(outputs[variant], outputs[variant.removesuffix(":fp8")]))
+                figures[f"engine_{variant}_same_answers_as_bf16"] = f"{same}/{len(gens)}"
+                print(f"engine {variant}: {same} of {len(gens)} answers identical to the bf16 prefill's", flush=True)
         figures[f"engine_{variant}_tokens_per_s"] = round(passes[1], 1)
         figures[f"engine_{variant}_cold_tokens_per_s"] = round(passes[0], 1)
         print(f"engine {variant:<28}: {passes[1]:8.1f} output tokens/s warm, {passes[0]:8.1f} cold "
@@ -237,9 +296,13 @@ def main() -> None:
     # 3. Triage: verdict probability only, through the static decoder's right-padded prefill and
     #    through transformers' left-padded forward pass, with and without the shared prefix.
     static = static or StaticDecoder(model, graphs=True)
+    decoders = {"static": static, "hf_forward": None}
+    if args.fp8:
+        static_fp8 = static_fp8 or StaticDecoder(model, graphs=True, fp8=True)
+        decoders = {"static": static, "static_fp8": static_fp8} | ({} if args.fp8 == "only" else {"hf_forward": None})
     batches = args.triage_batch.split(",")
     if args.triage:
-        triage(engine, texts[: args.triage], batches, "triage", figures, static)
+        triage(engine, texts[: args.triage], batches, "triage", figures, decoders)
     # 4. Short messages: the instruction is most of each prompt, so sharing it matters most.
     if args.short_triage:
         short = short_messages(tok, args.short_triage, args.short_tokens)
@@ -250,7 +313,15 @@ def main() -> None:
         print(f"short messages: median {own[len(own) // 2]} communication tokens, "
               f"{figures['short_prompt_tokens_mean']} prompt tokens on average, "
               f"{len(engine.prefix.ids)} of them the shared prefix", flush=True)
-        triage(engine, short, batches, "short_triage", figures, static)
+        triage(engine, short, batches, "short_triage", figures, decoders)
+    if args.profile:
+        engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=args.profile, decoder="static",
+                                  memory_batching=False, constrained=False)
+        engine.grammar = None
+        for other in decoders.values():
+            if other is not None:
+                other.release()
+        profile(engine, engine.encode_prompts(texts[: args.profile]), static, figures)
     print(json.dumps(figures, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -55,6 +55,13 @@ class EngineConfig(Strict):
         "instruction) once per model and adapter and start every row from their keys/values, in generation and "
         "in the verdict probability (pipeline/inference/prefix.py). Same answers and probabilities, less prefill.",
     )
+    fp8_prefill: bool = Field(
+        False, description="Static decoder only: prefill the prompts with float8 (e4m3) linear layers, per-token and "
+        "per-channel scales (pipeline/inference/fp8.py): about 1.5x faster prefill on GPUs with fp8 matmuls "
+        "(compute capability 8.9+: H100/H200, L4, L40S) for one float8 copy of the weights (~7 GB on a 7B model). "
+        "An approximation: probabilities move slightly (bench/bench_engine.py reports by how much). The shared "
+        "prefix and the decode step stay in the model's dtype.",
+    )
     max_batch_tokens: int | None = Field(
         None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
     )

@@ -22,6 +22,7 @@ the end every few steps only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -56,10 +57,11 @@ class StaticDecoder:
 
     `graphs=True` (CUDA only) captures the decode step per (batch size, cache width); on CPU the same
     step runs eagerly, which is how the tests check it against ``generate``. `prefill_tokens` bounds the
-    padded prompt tokens of one prefill call.
+    padded prompt tokens of one prefill call. `fp8=True` runs the prompts' prefill (not the shared prefix's,
+    not the decode step) with float8 linear layers (`pipeline/inference/fp8.py`).
     """
 
-    def __init__(self, model, graphs: bool, prefill_tokens: int = PREFILL_TOKENS):
+    def __init__(self, model, graphs: bool, prefill_tokens: int = PREFILL_TOKENS, fp8: bool = False):
         import torch
 
         reason = unsupported_reason(model)
@@ -84,8 +86,17 @@ class StaticDecoder:
         self._storage: list[torch.Tensor] = []  # per layer: keys and values of every row, flat
         self._captured: dict[tuple[int, int], tuple] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        self.fp8 = None
+        if fp8:
+            from pipeline.inference.fp8 import Fp8Prefill
+
+            self.fp8 = Fp8Prefill(self.stack.layers)
         self.seconds = {"prefill": 0.0, "decode": 0.0}  # where the time went (benchmarks, logs)
         self.draft_stats = {"rounds": 0, "drafted": 0, "accepted": 0}  # drafted decoding (drafting.py)
+
+    def _prompt_precision(self):
+        """The context prompts are prefilled in: float8 linear layers when built with fp8=True."""
+        return self.fp8.active() if self.fp8 is not None else contextlib.nullcontext()
 
     def release(self) -> None:
         """Free the KV cache and the captured graphs (the next call allocates and captures again)."""
@@ -263,7 +274,7 @@ class StaticDecoder:
         start = prefix[0][0].shape[2] if prefix is not None else 0
         own = [p[start:] for p in prompts]
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._prompt_precision():
             for rows, ids in self._right_padded(own, pad_id):
                 lengths = torch.tensor([len(p) for p in own[rows]], device=self.device)
                 out.append(self._prefill(ids, lengths, prefix=prefix).float())
@@ -293,7 +304,8 @@ class StaticDecoder:
             values[:, :, :start] = v
         first = torch.empty(len(prompts), dtype=torch.long, device=self.device)
         for rows, ids in self._right_padded([p[start:] for p in prompts], pad_id):
-            logits = self._prefill(ids, lengths[rows] - start, cache, rows, prefix)
+            with self._prompt_precision():
+                logits = self._prefill(ids, lengths[rows] - start, cache, rows, prefix)
             if constraint is not None:
                 constraint.mask(logits, list(range(rows.start, rows.stop)))
             first[rows] = logits.argmax(-1)

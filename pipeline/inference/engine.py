@@ -196,6 +196,9 @@ class Detector:
         from pipeline.inference.decoder import StaticDecoder, unsupported_reason
 
         if self.cfg.decoder == "generate":
+            if self.cfg.fp8_prefill:
+                log.warning("engine.fp8_prefill applies to the static decoder only; decoder=generate prefills in %s",
+                            self.dtype)
             return None
         reason = unsupported_reason(self.model)
         if reason and self.cfg.decoder == "static":
@@ -203,7 +206,7 @@ class Detector:
         if reason:
             log.warning("engine.decoder=auto falls back to transformers generate: %s", reason)
             return None
-        return StaticDecoder(self.model, graphs=self.device == "cuda")
+        return StaticDecoder(self.model, graphs=self.device == "cuda", fp8=self.cfg.fp8_prefill)
 
     def _load_calibration(self, folder: str | None):
         """`folder`'s calibration.json when engine.calibrate is on and there is one, else None (logged)."""
