@@ -46,6 +46,13 @@ def test_fp8_prefill_runs_float8_only_inside_the_prefill(tiny_mistral):
     with torch.no_grad():
         exact = q_proj(x)
     assert not torch.equal(inside, exact)
+    quantized, quant = [], fp8.quant
+    fp8.quant = lambda t: quantized.append(t.shape) or quant(t)
+    attn = det.model.model.layers[0].self_attn
+    with fp8.active(), torch.no_grad():
+        torch.testing.assert_close(attn.q_proj(x), inside)
+        attn.k_proj(x), attn.v_proj(x), attn.o_proj(x[..., :attn.o_proj.in_features])
+    assert len(quantized) == 2  # q/k/v share their input's quantization; o_proj's input is another tensor
     assert float((inside - exact).norm() / exact.norm()) < 0.08
     det.score(det.encode_prompts(MORE_TEXTS))
     det.generate(det.encode_prompts(MORE_TEXTS[:2]))

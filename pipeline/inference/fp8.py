@@ -93,17 +93,27 @@ class Fp8Prefill:
                     self.modules.append((module, wq, ws.reshape(1, -1).contiguous()))
         device = self.modules[0][1].device.type if self.modules else "cpu"
         self.quant = _fast_quant(device)
+        self._last: tuple | None = None  # (input, its quantization): q/k/v and gate/up share one input
         self.bytes = sum(wq.numel() for _, wq, _ in self.modules)
         log.info("fp8 prefill: %d projections in float8 (%.2f GB), %d left as they are", len(self.modules),
                  self.bytes / 1e9, skipped)
+
+    def _quant_once(self, x):
+        """`x` quantized, once for consecutive projections of the same input tensor (q, k, v; gate, up). Only
+        valid inside `active()`, whose prefill never writes into a projection's input in place."""
+        if self._last is None or self._last[0] is not x:
+            self._last = (x, self.quant(x))
+        return self._last[1]
 
     @contextlib.contextmanager
     def active(self):
         """Within: the quantized modules compute in float8 (per-token activation scales)."""
         for module, wq, ws in self.modules:
-            module.forward = partial(scaled_linear, weight=wq, weight_scale=ws, quant=self.quant, bias=module.bias)
+            module.forward = partial(scaled_linear, weight=wq, weight_scale=ws, quant=self._quant_once,
+                                     bias=module.bias)
         try:
             yield
         finally:
+            self._last = None
             for module, _, _ in self.modules:
                 del module.forward
