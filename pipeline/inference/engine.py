@@ -305,6 +305,11 @@ class Detector:
             return None
         from pipeline.inference.memory import ModelDims, available_bytes, plan_batch
 
+        import torch
+
+        # Memory the allocator reserved but does not use is counted as available: hand it back first, or a large
+        # batch finds it split into blocks it cannot use (an H200 ran out with 35 GiB reserved but unallocated).
+        torch.cuda.empty_cache()
         held = self.decoder.cache_bytes if self.decoder is not None else 0
         free = available_bytes(next(self.model.parameters()).device, held)  # cuda:N, the weights' GPU
         dims = ModelDims.of(self.model)
