@@ -113,13 +113,19 @@ def triage(engine, texts: list[str], batches: list[str], label: str, figures: di
                 auto = bs == "auto"
                 engine.cfg = EngineConfig(batch_size=64 if auto else int(bs), memory_batching=auto,
                                           shared_prefix=shared)
-                engine.score(prompts[:64])  # warm-up (and the prefix, computed once)
-                sync()
-                t = time.time()
-                scores = engine.score(prompts)
-                sync()
-                rate = len(prompts) / (time.time() - t)
                 key = f"{label}_{name}_b{bs}_{'prefix' if shared else 'noprefix'}"
+                try:
+                    engine.score(prompts[:64])  # warm-up (and the prefix, computed once)
+                    sync()
+                    t = time.time()
+                    scores = engine.score(prompts)
+                    sync()
+                except torch.OutOfMemoryError:
+                    print(f"engine {label} {name} batch {bs}: out of memory", flush=True)
+                    figures[f"{key}_per_s"] = "out of memory"
+                    torch.cuda.empty_cache()
+                    continue
+                rate = len(prompts) / (time.time() - t)
                 figures[f"{key}_per_s"] = round(rate, 1)
                 print(f"engine {label} {name:<10} batch {bs:>4} {'shared prefix' if shared else 'full prefill '}: "
                       f"{rate:8.1f} /s (peak {peak_gib():.1f} GiB)", flush=True)
@@ -292,10 +298,20 @@ def main() -> None:
         figures[f"engine_{variant}_cold_tokens_per_s"] = round(passes[0], 1)
         print(f"engine {variant:<28}: {passes[1]:8.1f} output tokens/s warm, {passes[0]:8.1f} cold "
               f"({args.prompts} prompts x {args.new_tokens} new, peak {peak_gib():.1f} GiB)", flush=True)
+        save(figures, args.json)
 
     # 3. Triage: verdict probability only, through the static decoder's right-padded prefill and
     #    through transformers' left-padded forward pass, with and without the shared prefix.
     static = static or StaticDecoder(model, graphs=True)
+    if args.profile:
+        engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=args.profile, decoder="static",
+                                  memory_batching=False, constrained=False)
+        engine.grammar = None
+        for other in (static, static_fp8):
+            if other is not None:
+                other.release()
+        profile(engine, engine.encode_prompts(texts[: args.profile]), static, figures)
+        save(figures, args.json)
     decoders = {"static": static, "hf_forward": None}
     if args.fp8:
         static_fp8 = static_fp8 or StaticDecoder(model, graphs=True, fp8=True)
@@ -303,6 +319,7 @@ def main() -> None:
     batches = args.triage_batch.split(",")
     if args.triage:
         triage(engine, texts[: args.triage], batches, "triage", figures, decoders)
+        save(figures, args.json)
     # 4. Short messages: the instruction is most of each prompt, so sharing it matters most.
     if args.short_triage:
         short = short_messages(tok, args.short_triage, args.short_tokens)
@@ -314,17 +331,15 @@ def main() -> None:
               f"{figures['short_prompt_tokens_mean']} prompt tokens on average, "
               f"{len(engine.prefix.ids)} of them the shared prefix", flush=True)
         triage(engine, short, batches, "short_triage", figures, decoders)
-    if args.profile:
-        engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=args.profile, decoder="static",
-                                  memory_batching=False, constrained=False)
-        engine.grammar = None
-        for other in decoders.values():
-            if other is not None:
-                other.release()
-        profile(engine, engine.encode_prompts(texts[: args.profile]), static, figures)
+
     print(json.dumps(figures, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
+    save(figures, args.json)
+
+
+def save(figures: dict, path: str | None) -> None:
+    """Write the figures so far (a later section that fails leaves the earlier ones)."""
+    if path:
+        with open(path, "w") as f:
             json.dump(figures, f, indent=1)
 
 

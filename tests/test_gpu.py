@@ -184,9 +184,14 @@ def test_cuda_graph_replay_under_the_grammar_equals_the_eager_loop(tiny_mistral)
     assert len(det.decoder._captured) == 2
     assert eager.generate(prompts, 96, eos, pad, det.grammar, draft=True) == expected
     gens = det.generate(prompts)
-    # Under the grammar an answer that ends is a verdict; the others are cut by the budget (reported as truncated).
-    finished = [json.loads(g.text) for g in gens if g.finished]
-    assert finished and all(v["final_verdict"] in ("COMPLIANT", "NON_COMPLIANT") for v in finished)
+    # A random tiny model fills the bounded fields with one character per token: 96 tokens cut every answer,
+    # which is reported as truncated; with room to finish, every answer is a verdict.
+    assert all(g.truncated for g in gens)
+    roomy = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)),
+                     EngineConfig(device="cuda", dtype="float32", max_new_tokens=320, max_field_chars=16, max_quotes=2),
+                     model=det.model, tokenizer=det.tokenizer)
+    verdicts = [json.loads(g.text) for g in roomy.generate(prompts) if g.finished]
+    assert len(verdicts) == len(prompts) and all(v["final_verdict"] in ("COMPLIANT", "NON_COMPLIANT") for v in verdicts)
     assert [g.text for g in gens] == [det.tokenizer.decode(t[:-1] if t[-1] in eos else t, skip_special_tokens=True)
                                       for t in expected]
 

@@ -51,6 +51,14 @@ def test_verdict_probability_sizes_activations_and_the_forward_pass_keys_not_a_d
     assert plan.rows == int(40 * GIB * 0.9) // per_row
 
 
+def test_a_token_bound_caps_the_rows_of_an_unchunked_forward():
+    """transformers' forward runs a batch at once: `max_tokens` bounds rows x longest prompt, never below one row."""
+    free = plan_batch(120 * GIB, MISTRAL_7B, [1170] * 10_000, 0, cap=256)
+    bounded = plan_batch(120 * GIB, MISTRAL_7B, [1170] * 10_000, 0, cap=256, max_tokens=65_536)
+    assert free.rows > 56 and bounded.rows == 65_536 // 1170 == 56
+    assert plan_batch(120 * GIB, MISTRAL_7B, [100_000], 0, cap=256, max_tokens=65_536).rows == 1
+
+
 def test_too_little_memory_is_a_clear_error():
     with pytest.raises(ValueError, match="do not hold even one row.*engine.max_new_tokens"):
         plan_batch(1 * GIB, MISTRAL_7B, [30_000], 2000, cap=256)

@@ -37,6 +37,10 @@ from pipeline.formatting import ChatFormatter
 
 log = logging.getLogger(__name__)
 
+# Most prompt tokens per batch through transformers' forward/generate under engine.memory_batching: they run a
+# batch at once, and past this its GEMMs are saturated while the allocator fragments (memory.plan_batch).
+HF_BATCH_TOKENS = 65_536
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -313,11 +317,13 @@ class Detector:
         held = self.decoder.cache_bytes if self.decoder is not None else 0
         free = available_bytes(next(self.model.parameters()).device, held)  # cuda:N, the weights' GPU
         dims = ModelDims.of(self.model)
-        # transformers' forward/generate prefill whole batches at once (no chunks): reserve for all of it.
+        # transformers' forward/generate prefill whole batches at once (no chunks): reserve for all of it, and
+        # bound it (HF_BATCH_TOKENS); the static decoder prefills in chunks of its own.
         prefill = self.decoder.prefill_tokens if self.decoder is not None else 1 << 62
+        most = None if self.decoder is not None else HF_BATCH_TOKENS
         log.debug("memory batching: %.1f GiB available", free / 2**30)
         return lambda lengths: plan_batch(free, dims, lengths, new_tokens, self.cfg.max_memory_batch,
-                                          self.cfg.memory_fraction, prefill).rows
+                                          self.cfg.memory_fraction, prefill, most).rows
 
     def _pad_left(self, seqs: list[list[int]], bucket: int = 1):
         """Left-padded ids and mask; the width is rounded up to a multiple of `bucket`."""

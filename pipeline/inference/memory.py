@@ -64,14 +64,17 @@ class BatchPlan:
 
 
 def plan_batch(free_bytes: int, dims: ModelDims, prompt_lengths: Sequence[int], new_tokens: int, cap: int,
-               fraction: float = 0.9, prefill_tokens: int = PREFILL_TOKENS) -> BatchPlan:
+               fraction: float = 0.9, prefill_tokens: int = PREFILL_TOKENS, max_tokens: int | None = None) -> BatchPlan:
     """The rows of one batch that fit in `fraction` of `free_bytes`, taking `prompt_lengths` longest first.
 
     `new_tokens` > 0 is generation: every row holds a KV cache of width = longest prompt + `new_tokens`
     rounded up to the decoder's width step, plus a prefill workspace of `prefill_tokens` tokens' activations
     (the decoder prefills in chunks of that size). `new_tokens` = 0 is one forward pass (the verdict
     probability): no cache, every row's activations at the longest prompt's width. Rows are at most `cap`
-    and the number of prompts. Raises ValueError when not even one row fits.
+    and the number of prompts, and with `max_tokens` at most that many prompt tokens (rows x longest prompt):
+    transformers' forward and generate run a whole batch at once, and their allocations fragment the allocator
+    of a large GPU (an H200 ran out of memory with 35 GiB reserved but unusable) long after bigger batches stop
+    adding speed. Raises ValueError when not even one row fits.
     """
     if not prompt_lengths:
         return BatchPlan(0, 0)
@@ -91,6 +94,8 @@ def plan_batch(free_bytes: int, dims: ModelDims, prompt_lengths: Sequence[int], 
         per_row = longest * (dims.activation_bytes_per_token + dims.kv_bytes_per_token) + logits
         need = f"the activations of a {longest}-token prompt"
     rows = min(cap, len(prompt_lengths), max(budget, 0) // per_row)
+    if max_tokens is not None and rows >= 1:
+        rows = min(rows, max(1, max_tokens // longest))
     if rows < 1:
         raise ValueError(f"{free_bytes / GIB:.2f} GiB of free GPU memory do not hold even one row ({need}, "
                          f"{per_row / GIB:.2f} GiB); free memory on the GPU, lower engine.max_new_tokens or shorten "
