@@ -59,8 +59,10 @@ class EngineConfig(Strict):
         False, description="Static decoder only: prefill the prompts with float8 (e4m3) linear layers, per-token and "
         "per-channel scales (pipeline/inference/fp8.py): about 1.5x faster prefill on GPUs with fp8 matmuls "
         "(compute capability 8.9+: H100/H200, L4, L40S) for one float8 copy of the weights (~7 GB on a 7B model). "
-        "An approximation: probabilities move slightly (bench/bench_engine.py reports by how much). The shared "
-        "prefix and the decode step stay in the model's dtype.",
+        "An approximation: probabilities move (README: 0.03 on average for the demo's adapter on the hand-written "
+        "set; bench/bench_fp8_quality.py measures a model of yours). The shared prefix and the decode step stay in "
+        "the model's dtype. On CUDA the first prefill compiles the activation quantization (Triton; eager if that "
+        "fails).",
     )
     max_batch_tokens: int | None = Field(
         None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
