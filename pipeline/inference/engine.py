@@ -307,12 +307,12 @@ class Detector:
         the rows that fit in free memory, with `new_tokens` of KV cache per row; else None."""
         if self.device != "cuda" or not self.cfg.memory_batching:
             return None
-        from pipeline.inference.memory import ModelDims, available_bytes, plan_batch
-
         import torch
 
-        # Memory the allocator reserved but does not use is counted as available: hand it back first, or a large
-        # batch finds it split into blocks it cannot use (an H200 ran out with 35 GiB reserved but unallocated).
+        from pipeline.inference.memory import ModelDims, available_bytes, plan_batch
+
+        # Memory the allocator reserved but does not use counts as available: hand it back first, so what is
+        # counted is memory a large batch can get, not blocks split by earlier batches.
         torch.cuda.empty_cache()
         held = self.decoder.cache_bytes if self.decoder is not None else 0
         free = available_bytes(next(self.model.parameters()).device, held)  # cuda:N, the weights' GPU
