@@ -104,9 +104,7 @@ def triage(engine, texts: list[str], batches: list[str], label: str, figures: di
     prompts = engine.encode_prompts(texts)
     reference = {}
     for name, decoder in decoders.items():
-        for other in decoders.values():
-            if other is not None:
-                other.release()
+        release(*decoders.values())
         engine.decoder = decoder
         for bs in batches:
             for shared in (True, False):
@@ -145,7 +143,7 @@ def triage(engine, texts: list[str], batches: list[str], label: str, figures: di
 
 def profile(engine, prompts: list[list[int]], decoder, figures: dict) -> None:
     """Kernel time of one warm generation of `prompts` with `decoder`'s decode steps run eagerly (a captured
-    graph hides its kernels from the profiler): the top CUDA kernels, and prefill vs decode seconds."""
+    graph hides its kernels from the profiler): the top CUDA kernels."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -246,10 +244,8 @@ def main() -> None:
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
         engine.grammar = grammar if kind.endswith(("_grammar", "_draft")) else None
         bounds = dict(constrained=engine.grammar is not None, max_field_chars=args.max_field_chars)
+        release(static, static_fp8)  # one KV cache at a time; none while generate runs
         if kind.startswith("static"):
-            for other in (static, static_fp8):
-                if other is not None:
-                    other.release()  # one KV cache at a time
             if fp8:
                 static_fp8 = static_fp8 or StaticDecoder(model, graphs=True, fp8=True)
             else:
@@ -262,9 +258,6 @@ def main() -> None:
             engine.decoder = current
             current.draft_stats = dict.fromkeys(current.draft_stats, 0)
         else:
-            for other in (static, static_fp8):
-                if other is not None:
-                    other.release()  # its KV cache would leave generate no room
             attn, cache = spec[0], spec[1]
             model.set_attn_implementation(attn)
             engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, **bounds,
@@ -307,9 +300,7 @@ def main() -> None:
         engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=args.profile, decoder="static",
                                   memory_batching=False, constrained=False)
         engine.grammar = None
-        for other in (static, static_fp8):
-            if other is not None:
-                other.release()
+        release(static, static_fp8)
         profile(engine, engine.encode_prompts(texts[: args.profile]), static, figures)
         save(figures, args.json)
     decoders = {"static": static, "hf_forward": None}
@@ -334,6 +325,13 @@ def main() -> None:
 
     print(json.dumps(figures, indent=1))
     save(figures, args.json)
+
+
+def release(*decoders) -> None:
+    """Free the KV caches and graphs of the static decoders given (None: transformers' path, nothing to free)."""
+    for decoder in decoders:
+        if decoder is not None:
+            decoder.release()
 
 
 def save(figures: dict, path: str | None) -> None:

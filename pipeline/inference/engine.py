@@ -319,8 +319,8 @@ class Detector:
         dims = ModelDims.of(self.model)
         # transformers' forward/generate prefill whole batches at once (no chunks): reserve for all of it, and
         # bound it (HF_BATCH_TOKENS); the static decoder prefills in chunks of its own.
-        prefill = self.decoder.prefill_tokens if self.decoder is not None else 1 << 62
-        most = None if self.decoder is not None else HF_BATCH_TOKENS
+        prefill, most = ((self.decoder.prefill_tokens, None) if self.decoder is not None
+                         else (1 << 62, HF_BATCH_TOKENS))
         log.debug("memory batching: %.1f GiB available", free / 2**30)
         return lambda lengths: plan_batch(free, dims, lengths, new_tokens, self.cfg.max_memory_batch,
                                           self.cfg.memory_fraction, prefill, most).rows
