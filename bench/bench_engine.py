@@ -95,7 +95,8 @@ def short_messages(tok, n: int, median: int, seed: int = 5) -> list[str]:
     return out
 
 
-def triage(engine, texts: list[str], batches: list[str], label: str, figures: dict, decoders: dict) -> None:
+def triage(engine, texts: list[str], batches: list[str], label: str, figures: dict, decoders: dict,
+           json_path: str | None = None) -> None:
     """Verdict-probability rate over `texts` for each decoder (name: StaticDecoder or None for transformers'
     forward), batch size and shared-prefix setting. A `static_fp8` decoder's probabilities are compared with
     the bf16 static decoder's (same batch, shared prefix)."""
@@ -125,6 +126,7 @@ def triage(engine, texts: list[str], batches: list[str], label: str, figures: di
                     continue
                 rate = len(prompts) / (time.time() - t)
                 figures[f"{key}_per_s"] = round(rate, 1)
+                save(figures, json_path)  # a call cut short keeps what it measured
                 print(f"engine {label} {name:<10} batch {bs:>4} {'shared prefix' if shared else 'full prefill '}: "
                       f"{rate:8.1f} /s (peak {peak_gib():.1f} GiB)", flush=True)
                 if shared and name in ("static", "static_fp8"):
@@ -139,6 +141,33 @@ def triage(engine, texts: list[str], batches: list[str], label: str, figures: di
             "verdicts_agree_at_0.5": round(float(((a >= 0.5) == (b >= 0.5)).mean()), 4),
             "probability_range_bf16": [round(float(a.min()), 4), round(float(a.max()), 4)]}
         print(f"engine {label} fp8 vs bf16 prefill: {diff}", flush=True)
+
+
+def profile_triage(engine, prompts: list[list[int]], decoder, label: str, figures: dict) -> None:
+    """Kernel time of one warm triage (`Detector.score`, shared prefix, memory-sized batches) of `prompts` through
+    `decoder`'s prefill: the top CUDA kernels, to see what besides the matmuls takes the time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from pipeline.inference.config import EngineConfig
+
+    engine.decoder = decoder
+    engine.cfg = EngineConfig(batch_size=64, memory_batching=True, shared_prefix=True)
+    engine.score(prompts)
+    sync()
+    t = time.time()
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        engine.score(prompts)
+        sync()
+    seconds = time.time() - t
+    events = sorted(prof.key_averages(), key=lambda e: -e.device_time_total)
+    kernels = [e for e in events if e.device_type.name == "CUDA"]  # device kernels only, not the aten ops above them
+    total = sum(e.device_time_total for e in kernels) / 1e3
+    print(f"profile {label}: {len(prompts)} prompts in {seconds:.2f} s under the profiler, {total:.0f} ms of kernels",
+          flush=True)
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90), flush=True)
+    figures[f"profile_{label}"] = {"seconds": round(seconds, 2), "kernel_ms": round(total, 1), "top_kernels": [
+        {"name": e.key[:90], "cuda_ms": round(e.device_time_total / 1e3, 1), "calls": e.count} for e in kernels[:25]]}
 
 
 def profile(engine, prompts: list[list[int]], decoder, figures: dict) -> None:
@@ -188,6 +217,9 @@ def main() -> None:
                     "compared with bf16's; `only`: leave out transformers' forward")
     ap.add_argument("--profile", type=int, default=0,
                     help="profile one warm generation of this many prompts (eager decode steps): top CUDA kernels")
+    ap.add_argument("--profile-triage", type=int, default=0,
+                    help="profile one warm triage of this many conversations and of as many short messages "
+                    "(bf16, and fp8 with --fp8): top CUDA kernels")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     if args.embedded:
@@ -308,8 +340,16 @@ def main() -> None:
         static_fp8 = static_fp8 or StaticDecoder(model, graphs=True, fp8=True)
         decoders = {"static": static, "static_fp8": static_fp8} | ({} if args.fp8 == "only" else {"hf_forward": None})
     batches = args.triage_batch.split(",")
+    if args.profile_triage:
+        n = args.profile_triage
+        short = engine.encode_prompts(short_messages(tok, n, args.short_tokens))
+        for name in [k for k in decoders if k.startswith("static")]:
+            release(*decoders.values())
+            profile_triage(engine, engine.encode_prompts(texts[:n]), decoders[name], f"triage_{name}", figures)
+            profile_triage(engine, short, decoders[name], f"short_triage_{name}", figures)
+        save(figures, args.json)
     if args.triage:
-        triage(engine, texts[: args.triage], batches, "triage", figures, decoders)
+        triage(engine, texts[: args.triage], batches, "triage", figures, decoders, args.json)
         save(figures, args.json)
     # 4. Short messages: the instruction is most of each prompt, so sharing it matters most.
     if args.short_triage:
@@ -321,7 +361,7 @@ def main() -> None:
         print(f"short messages: median {own[len(own) // 2]} communication tokens, "
               f"{figures['short_prompt_tokens_mean']} prompt tokens on average, "
               f"{len(engine.prefix.ids)} of them the shared prefix", flush=True)
-        triage(engine, short, batches, "short_triage", figures, decoders)
+        triage(engine, short, batches, "short_triage", figures, decoders, args.json)
 
     print(json.dumps(figures, indent=1))
     save(figures, args.json)

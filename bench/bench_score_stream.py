@@ -82,15 +82,45 @@ def tree_memory(root: psutil.Process, pss: bool) -> tuple[int, int]:
     return rss, shared
 
 
-def run_job(archive: Path, out: Path, model: Path, every: float, extra: list[str]) -> dict:
+def role(p: psutil.Process) -> str:
+    """A process of the job's tree by what it does: the driver, raylet, GCS, an engine actor, a Ray Data worker."""
+    cmd = " ".join(p.cmdline())
+    for needle, name in (("jobs.score", "driver"), ("raylet", "raylet"), ("gcs_server", "gcs"),
+                         ("EngineActor", "engine"), ("log_monitor", "log_monitor"), ("monitor.py", "monitor"),
+                         ("dashboard", "dashboard"), ("runtime_env", "runtime_env_agent")):
+        if needle in cmd:
+            return name
+    return p.name() if not cmd.startswith("ray::") else cmd.split()[0]
+
+
+def process_memory(pid: int) -> dict:
+    """RSS split into anonymous / file / shared memory (the object store is shared memory), and PSS, in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key = line.split(":")[0]
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                out[key] = int(line.split()[1]) * 1024
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                out["Pss"] = int(line.split()[1]) * 1024
+    return out
+
+
+def run_job(archive: Path, out: Path, model: Path, every: float, extra: list[str], trace: Path | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray, part of its tree
     cmd = [sys.executable, "-m", "jobs.score", "--config", "jobs/configs/score_archive.yaml", f"paths=[{archive}]",
            f"output_dir={out}", f"model.name_or_path={model}", "restart=true", f"ray.num_cpus={os.cpu_count()}",
            *extra]
     start = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output_log = out.with_suffix(".log")  # the job's own output, readable while it runs
+    with open(output_log, "w") as sink:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
     peak = {"rss": 0, "pss": 0}
     stop = threading.Event()
+
+    log = open(trace, "w") if trace else None
 
     def sample():
         ps = psutil.Process(proc.pid)
@@ -100,13 +130,25 @@ def run_job(archive: Path, out: Path, model: Path, every: float, extra: list[str
             except psutil.NoSuchProcess:
                 break
             peak["rss"], peak["pss"] = max(peak["rss"], rss), max(peak["pss"], pss)
+            if log is not None:  # one JSON line per sample: every process of the tree, by role
+                procs = []
+                for p in [ps, *ps.children(recursive=True)]:
+                    try:
+                        procs.append({"pid": p.pid, "role": role(p), **process_memory(p.pid)})
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError, ProcessLookupError):
+                        pass
+                log.write(json.dumps({"t": round(time.time() - start, 1), "procs": procs}) + "\n")
+                log.flush()
             stop.wait(every)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    output, _ = proc.communicate()
+    proc.wait()
+    output = output_log.read_text()
     stop.set()
     sampler.join()
+    if log is not None:
+        log.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-4000:]}")
     summary = json.loads((out / "summary.json").read_text())
@@ -123,6 +165,9 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/complyray-bench-score")
     ap.add_argument("--every", type=float, default=2.0, help="seconds between memory samples")
     ap.add_argument("--save", help="also write the results as JSON here")
+    ap.add_argument("--trace", action="store_true",
+                    help="write every process's memory (RSS: anonymous / file / shared; PSS) per sample to "
+                         "<workdir>/trace-<n>.jsonl, to see which process grows")
     ap.add_argument("overrides", nargs="*", help="extra job overrides, e.g. threshold=0.4 engine.batch_size=16")
     args = ap.parse_args()
     from pipeline.testing import save_random_mistral
@@ -135,7 +180,8 @@ def main() -> None:
     for n in sorted(args.messages):
         archive = work / f"archive-{n}"
         make_archive(archive, n)
-        r = run_job(archive, work / f"out-{n}", model, args.every, args.overrides)
+        r = run_job(archive, work / f"out-{n}", model, args.every, args.overrides,
+                    work / f"trace-{n}.jsonl" if args.trace else None)
         results.append(r)
         print(f"{n:>9,} messages  {r['messages_per_s']:8,.1f} msg/s  job {r['job_seconds']:7.1f} s  "
               f"peak RSS {r['peak_rss_gib']:5.2f} GiB  PSS {r['peak_pss_gib']:5.2f} GiB  "

@@ -34,7 +34,9 @@ def test_duplicates_are_scored_once_fanned_out_and_counts_reconcile(tiny_mistral
     pd.DataFrame({"id": ["p0", "p1", "p2"], "text": [base[0], base[5], None]}).to_parquet(
         tmp_path / "archive" / "more.parquet")
     out = tmp_path / "out"
-    argv = _argv(tmp_path / "archive", out, tiny_mistral, "explain=false", "max_bytes=300", "unit_bytes=1024")
+    # Read two units at a time (ray.data_memory_gb of 2 KiB): duplicates meet across those windows too.
+    argv = _argv(tmp_path / "archive", out, tiny_mistral, "explain=false", "max_bytes=300", "unit_bytes=1024",
+                 f"ray.data_memory_gb={2048 / 2**30}")
     assert job_main(ScoreConfig, run, None, argv) == 0
 
     summary = json.loads((out / "summary.json").read_text())
@@ -42,7 +44,7 @@ def test_duplicates_are_scored_once_fanned_out_and_counts_reconcile(tiny_mistral
     assert summary["read"] == summary["scored"] + summary["duplicates"] + summary["rejected"]
     assert (summary["scored"], summary["duplicates"], summary["rejected"]) == (12, 12, 4)
     assert summary["rejects_by_reason"] == {"invalid_json": 1, "missing_text": 2, "too_long": 1}
-    assert summary["units"]["total"] > 2  # the archive was cut into several units of work
+    assert summary["units"]["total"] > 2  # the archive was cut into several units of work, read in windows
     assert len((out / "rejects.jsonl").read_text().splitlines()) == 4
 
     scores = pd.read_parquet(out / "scores")
@@ -225,3 +227,15 @@ def test_a_duplicate_gets_the_offsets_of_its_own_text():
     single = relocate({"windows": 1, "risk_start": 0, "risk_end": len(first), "evidence": None}, None, dup)
     assert (single["risk_start"], single["risk_end"]) == (0, len(dup))
     assert relocate({"windows": None, "risk_start": None}, None, dup) == {"windows": None, "risk_start": None}
+
+
+def test_units_are_read_in_windows_of_the_read_ahead_budget():
+    from pipeline.score.run import read_windows
+
+    units = [{"index": i} for i in range(7)]
+    cfg = ScoreConfig(paths=["a"], unit_bytes=16 << 20, ray={"data_memory_gb": 0.0625})  # 64 MiB: 4 units
+    assert [[u["index"] for u in w] for w in read_windows(units, cfg)] == [[0, 1, 2, 3], [4, 5, 6]]
+    small = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"data_memory_gb": 0.001})})
+    assert [len(w) for w in read_windows(units, small)] == [1] * 7  # never less than one unit
+    whole = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"data_memory_gb": None})})
+    assert read_windows(units, whole) == [units]

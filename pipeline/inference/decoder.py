@@ -52,6 +52,11 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
+def _norm(module) -> tuple:
+    """An RMSNorm module's (weight, epsilon), as `fused.rms_norm` takes them."""
+    return module.weight, getattr(module, "variance_epsilon", None) or module.eps
+
+
 class StaticDecoder:
     """Batched greedy decoding for one loaded Llama-family model (build once, reuse for every batch).
 
@@ -86,6 +91,12 @@ class StaticDecoder:
         self._storage: list[torch.Tensor] = []  # per layer: keys and values of every row, flat
         self._captured: dict[tuple[int, int], tuple] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        from pipeline.inference.fused import FusedPrefill
+
+        self.fused = FusedPrefill(self.device.type)
+        # SwiGLU MLP (Llama, Mistral): the prefill runs its activation fused; another activation runs the module.
+        self.swiglu = getattr(cfg, "hidden_act", None) == "silu" and all(
+            hasattr(layer.mlp, p) for layer in self.stack.layers[:1] for p in ("gate_proj", "up_proj", "down_proj"))
         self.fp8 = None
         if fp8:
             from pipeline.inference.fp8 import Fp8Prefill
@@ -142,22 +153,22 @@ class StaticDecoder:
         import torch
         import torch.nn.functional as F
         from torch.nn.attention.bias import causal_lower_right
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         b, w = ids.shape
         start = prefix[0][0].shape[2] if prefix is not None else 0
+        fused = self.fused  # transformers' elementwise arithmetic, one kernel per piece on CUDA (fused.py)
         x = self.stack.embed_tokens(ids)
         cos, sin = self.cos[start:start + w][None], self.sin[start:start + w][None]
         # Query i (position start+i) sees the prefix and ids 0..i: causal, aligned to the bottom right.
         mask = causal_lower_right(w, start + w) if start else None
-        groups = self.heads // self.kv_heads
         for i, layer in enumerate(self.stack.layers):
             attn = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(b, w, self.heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(h).view(b, w, self.kv_heads, self.head_dim).transpose(1, 2)
+            h = fused.rms_norm(x, *_norm(layer.input_layernorm))
+            q = attn.q_proj(h).view(b, w, self.heads, self.head_dim)
+            k = attn.k_proj(h).view(b, w, self.kv_heads, self.head_dim)
             v = attn.v_proj(h).view(b, w, self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            q, k = fused.rotary(q, k, cos, sin)  # before heads move to dim 1: contiguous reads and writes
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
             if cache is not None:
                 cache[i][0][rows, :, start:start + w] = k
                 cache[i][1][rows, :, start:start + w] = v
@@ -167,13 +178,14 @@ class StaticDecoder:
                 k = torch.cat([prefix[i][0].expand(b, -1, -1, -1), k], dim=2)
                 v = torch.cat([prefix[i][1].expand(b, -1, -1, -1), v], dim=2)
             # Right padding: real tokens only ever see earlier real tokens, so plain causal attention
-            # (flash on CUDA) is exact for them; the pad positions' outputs are never used.
-            s, d = start + w, self.head_dim
-            k = k[:, :, None].expand(b, self.kv_heads, groups, s, d).reshape(b, self.heads, s, d)
-            v = v[:, :, None].expand(b, self.kv_heads, groups, s, d).reshape(b, self.heads, s, d)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=self.scaling)
+            # (flash on CUDA) is exact for them; the pad positions' outputs are never used. Each key/value head
+            # serves its group of query heads in the kernel (enable_gqa), not as copies.
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, scale=self.scaling,
+                                               enable_gqa=self.heads != self.kv_heads)
             x = x + attn.o_proj(o.transpose(1, 2).reshape(b, w, -1))
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            h = fused.rms_norm(x, *_norm(layer.post_attention_layernorm))
+            mlp = layer.mlp
+            x = x + (mlp.down_proj(fused.silu_mul(mlp.gate_proj(h), mlp.up_proj(h))) if self.swiglu else mlp(h))
         last = x[torch.arange(b, device=x.device), lengths - 1]
         return self.lm_head(self.stack.norm(last))
 

@@ -49,24 +49,9 @@ def scaled_linear(x, weight, weight_scale, quant=quantize_rows, bias=None):
 def _fast_quant(device_type: str):
     """`quantize_rows` compiled into one kernel on CUDA (eager, ~4 passes over the activations, elsewhere or
     when compiling fails)."""
-    if device_type != "cuda":
-        return quantize_rows
-    import torch
+    from pipeline.inference.fused import compiled
 
-    compiled = torch.compile(quantize_rows, dynamic=True)
-    state = {"fn": compiled}
-
-    def quant(x):
-        try:
-            return state["fn"](x)
-        except Exception as e:  # noqa: BLE001 - no Triton / compiler: the eager quantization is exact too
-            if state["fn"] is quantize_rows:
-                raise
-            log.warning("fp8 prefill: compiling the activation quantization failed (%s); running it eagerly",
-                        str(e).splitlines()[0][:200])
-            state["fn"] = quantize_rows
-            return quantize_rows(x)
-    return quant
+    return compiled(quantize_rows, device_type, "fp8 prefill: the activation quantization")
 
 
 class Fp8Prefill:

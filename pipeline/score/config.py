@@ -38,6 +38,15 @@ class ChunkingConfig(Strict):
                                  "(generation), riskiest first; the verdict columns come from the riskiest.")
 
 
+class ScoreRayConfig(RayConfig):
+    data_memory_gb: float | None = Field(
+        0.0625, gt=0, description="How much of the archive is read ahead of the engine actors (GiB): Ray Data reads "
+        "the units data_memory_gb / unit_bytes at a time (at least one), and the object store holds that window, "
+        "whatever the archive's size. Reading is far faster than scoring, so a few units keep the engines busy. "
+        "null: the whole archive in one read (held in the object store as far as Ray's default share allows).",
+    )
+
+
 class ScoreConfig(Strict):
     """Config of jobs/score.py: triage a large archive of communications, explain the flagged ones."""
 
@@ -74,7 +83,7 @@ class ScoreConfig(Strict):
                         "(its GPU count / gpus_per_actor, which must then be > 0).")
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per engine actor.")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per engine actor.")
-    ray: RayConfig = Field(default_factory=RayConfig, description="Ray cluster to run on.")
+    ray: ScoreRayConfig = Field(default_factory=ScoreRayConfig, description="Ray cluster to run on.")
 
     @model_validator(mode="after")
     def _actors_per_gpu_need_gpus(self):

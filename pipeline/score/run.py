@@ -156,7 +156,7 @@ def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, 
     import ray.data
     from tqdm import tqdm
 
-    from pipeline.runtime import bound_data_memory, check_actor_resources
+    from pipeline.runtime import check_actor_resources
     from pipeline.score.dedup import ResultStore
     from pipeline.score.ledger import remove_local
     from pipeline.score.sources import Reading
@@ -165,17 +165,19 @@ def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, 
 
     n_actors = cfg.actors or _actors_per_gpu(cfg.gpus_per_actor)
     check_actor_resources(n_actors, cfg.cpus_per_actor, keep_free=1)  # a read task takes a whole CPU
-    if cfg.ray.data_memory_gb:
-        bound_data_memory(int(cfg.ray.data_memory_gb * (1 << 30)))
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver's tqdm bar below counts what matters: messages written
+    # Units arrive in plan order, so they are committed in order and only the one or two being scored are open
+    # (an open unit's written rows wait in the driver until its commit).
+    ctx.execution_options.preserve_order = True
+    # No task events for the engine calls: the GCS would keep a record of every batch (tens of thousands on a
+    # large archive), and its memory would grow with the archive.
     engine = ray.remote(EngineActor).options(num_cpus=cfg.cpus_per_actor, num_gpus=cfg.gpus_per_actor or None,
-                                             max_restarts=2, max_task_retries=2)
+                                             max_restarts=2, max_task_retries=2, enable_task_events=False)
     actors = [engine.remote(model=cfg.model.model_dump(), engine=cfg.engine.model_dump(), threshold=cfg.threshold,
                             explain=cfg.explain, chunking=cfg.chunking.model_dump(), cpus=cfg.cpus_per_actor,
                             cascade=cfg.cascade) for _ in range(n_actors)]
-    rows = ray.data.from_items(todo, override_num_blocks=min(len(todo), 1000)).map_batches(
-        read_units, batch_size=1, batch_format="pyarrow", fn_kwargs=dict(reading=Reading.from_config(cfg)))
+    reading = Reading.from_config(cfg)
     state = ledger.state_dir()
     store = ResultStore(state)
     log.info("scoring %d of %d unit(s) (%d committed before) with %d engine actor(s)", len(todo), total, before,
@@ -184,8 +186,11 @@ def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, 
     with tqdm(desc="scoring", unit="msg", mininterval=0.5 if interactive else 30, dynamic_ncols=interactive) as bar:
         stream = ScoreStream(ledger, store, actors, max(cfg.engine.batch_size, 8), data_version, bar)
         try:
-            for block in rows.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
-                stream.feed(block)
+            for window in read_windows(todo, cfg):
+                rows = ray.data.from_items(window, override_num_blocks=min(len(window), 1000)).map_batches(
+                    read_units, batch_size=1, batch_format="pyarrow", fn_kwargs=dict(reading=reading))
+                for block in rows.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
+                    stream.feed(block)
             return stream.finish()
         finally:
             store.close()
@@ -193,6 +198,21 @@ def _score_units(cfg: ScoreConfig, ledger, todo: list[dict], data_version: str, 
                 ray.kill(actor)
             if not ledger.local:
                 remove_local(state)
+
+
+def read_windows(todo: list[dict], cfg: ScoreConfig) -> list[list[dict]]:
+    """The units to score in windows that Ray Data reads one at a time: ray.data_memory_gb of units each
+    (data_memory_gb / unit_bytes, at least one; null: all of them at once).
+
+    A window is read whole, then scored, so what the archive holds in the object store is one window, whatever
+    the archive's size. Reading is far faster than scoring (a unit in seconds, scored in minutes), so waiting for
+    the next window costs the engines little. One streaming read of the whole archive with a small object-store
+    budget bounds memory too, but Ray Data's scheduler then spins a whole CPU core while the read is held back,
+    the core a CPU engine needs."""
+    if not cfg.ray.data_memory_gb:
+        return [todo]
+    per_window = max(1, int(cfg.ray.data_memory_gb * (1 << 30)) // cfg.unit_bytes)
+    return [todo[i:i + per_window] for i in range(0, len(todo), per_window)]
 
 
 def _actors_per_gpu(gpus_per_actor: float) -> int:
