@@ -95,8 +95,9 @@ class StaticDecoder:
 
         self.fused = FusedPrefill(self.device.type)
         # SwiGLU MLP (Llama, Mistral): the prefill runs its activation fused; another activation runs the module.
+        mlp = self.stack.layers[0].mlp
         self.swiglu = getattr(cfg, "hidden_act", None) == "silu" and all(
-            hasattr(layer.mlp, p) for layer in self.stack.layers[:1] for p in ("gate_proj", "up_proj", "down_proj"))
+            hasattr(mlp, p) for p in ("gate_proj", "up_proj", "down_proj"))
         self.fp8 = None
         if fp8:
             from pipeline.inference.fp8 import Fp8Prefill
