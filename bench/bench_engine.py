@@ -16,7 +16,9 @@ Side by side in one process, same model object, ~1,000-token prompts:
      decode step), `generate:ATTN:CACHE:BATCH` is transformers' generate (left padding); BATCH `auto`
      sizes every batch from free GPU memory (engine.memory_batching), a trailing `:noprefix` prefills
      every prompt in full (engine.shared_prefix=false), a trailing `:fp8` prefills the prompts with float8
-     linear layers (engine.fp8_prefill; answers compared with the same variant's bf16 ones); output tokens/s, timed over the whole set twice:
+     linear layers (engine.fp8_prefill; answers compared with the same variant's bf16 ones), a trailing `:sdpa`
+     decodes with SDPA's length-masked attention instead of the Triton kernel (pipeline/inference/decode_attention.py);
+     output tokens/s, timed over the whole set twice:
      cold (graph captures / compilation included) and warm.
      Under the verdict grammar (pipeline/inference/grammar.py): `static_grammar:BATCH` masks each step's
      logits (after the CUDA graph's replay), `static_draft:BATCH` adds jump-forward and prompt-lookup
@@ -220,6 +222,8 @@ def main() -> None:
     ap.add_argument("--profile-triage", type=int, default=0,
                     help="profile one warm triage of this many conversations and of as many short messages "
                     "(bf16, and fp8 with --fp8): top CUDA kernels")
+    ap.add_argument("--dynamic-widths", action="store_true",
+                    help="compile the prefill's elementwise pieces with every dimension symbolic (the previous way)")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     if args.embedded:
@@ -229,6 +233,10 @@ def main() -> None:
     from pipeline.inference.config import DetectorModelConfig, EngineConfig
     from pipeline.inference.engine import Detector
 
+    if args.dynamic_widths:
+        from pipeline.inference import fused
+
+        fused.STATIC_WIDTHS = False
     t0 = time.time()
     model, tok = build_model(args.preset)
     texts = communications(tok, max(args.prompts, args.triage), args.prompt_tokens)
@@ -266,10 +274,9 @@ def main() -> None:
     outputs: dict[str, list[str]] = {}
     for variant in filter(None, args.variants.split(",")):
         kind, *spec = variant.split(":")
-        fp8 = spec[-1] == "fp8"
-        spec = spec[:-1] if fp8 else spec
-        shared = spec[-1] != "noprefix"
-        spec = spec if shared else spec[:-1]
+        flags = {f for f in ("fp8", "noprefix", "sdpa") if f in spec}  # static kinds: trailing options
+        spec = [p for p in spec if p not in flags]
+        fp8, shared = "fp8" in flags, "noprefix" not in flags
         bs_spec = spec[0] if kind.startswith("static") else spec[-1]
         auto = bs_spec == "auto"
         bs = 64 if auto else int(bs_spec)
@@ -283,6 +290,8 @@ def main() -> None:
             else:
                 static = static or StaticDecoder(model, graphs=True)
             current = static_fp8 if fp8 else static
+            # The decode step's attention: the decoder's own choice (Triton on CUDA) unless `:sdpa` says otherwise.
+            current.decode_kernel = "sdpa" if "sdpa" in flags or not torch.cuda.is_available() else "triton"
             current.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
             engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static", **bounds,
                                       memory_batching=auto, shared_prefix=shared,

@@ -96,6 +96,29 @@ def test_cuda_engine_is_deterministic_batch_invariant_and_matches_stock_sdpa(tin
     np.testing.assert_allclose(p, ref.score(prompts).probability, atol=1e-4)
 
 
+@pytest.mark.parametrize("rows,width", [(1, 1408), (7, 300), (256, 1408)])
+def test_cuda_triton_decode_attention_is_as_close_to_float32_as_sdpa(rows, width):
+    """Mistral-7B's shapes (8 key/value heads of 4 query heads, head size 128): one row (the cache split over many
+    programs), a few rows of a short cache, a full batch (one split). bf16 in, compared with float32 attention."""
+    import torch
+
+    from pipeline.inference.decode_attention import attend, plan_splits, reference
+
+    torch.manual_seed(0)
+    q = torch.randn(rows, 8, 4, 128, device="cuda", dtype=torch.bfloat16)
+    keys, values = torch.randn(2, rows, 8, width, 128, device="cuda", dtype=torch.bfloat16).unbind(0)
+    positions = torch.randint(0, width, (rows,), device="cuda")
+    positions[0] = width - 1
+    scale = 128 ** -0.5
+    exact = reference(q.float(), keys.float(), values.float(), positions, scale)
+    sdpa_error = (reference(q, keys, values, positions, scale).float() - exact).abs().max().item()
+    got = attend(q, keys, values, positions, scale)
+    assert got.dtype == torch.bfloat16 and got.shape == q.shape
+    assert (got.float() - exact).abs().max().item() <= max(2 * sdpa_error, 1e-2)
+    if rows == 1:
+        assert plan_splits(1, 8, width, torch.cuda.get_device_properties(0).multi_processor_count)[0] > 1
+
+
 def test_cuda_bf16_static_cache_generation_runs_to_the_budget(tiny_mistral):
     det = Detector(DetectorModelConfig(name_or_path=str(tiny_mistral)), EngineConfig(device="cuda", dtype="bfloat16", max_new_tokens=16,
                                 batch_size=4, decoder="generate", cache_implementation="static",

@@ -5,7 +5,8 @@ mask is present, and batched generation always has one (left padding). During de
 copies the whole KV cache 4x per layer per step: the step becomes memory-bound on the copies, not
 on the weights. Here a decode step (one query token) computes attention per KV head with the
 query groups stacked, reading each cached key/value exactly once. Prefill and everything else go
-to the stock SDPA function unchanged.
+to the stock SDPA function unchanged. `length_masked_attention` is the same stacking for the static
+decoder's step (pipeline/inference/decoder.py) where its Triton kernel does not run.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ def gqa_decode_attention(module, query, key, value, attention_mask, dropout: flo
     probs = torch.softmax(scores, dim=-1).to(value.dtype)
     out = torch.matmul(probs, value)  # [B, KVH, G, D]
     return out.reshape(batch, heads, 1, dim).transpose(1, 2), None
+
+
+def length_masked_attention(q, keys, values, positions, scale: float):
+    """The static decoder's decode-step attention through SDPA: `q` [B, kv_heads, groups, dim] (each key/value head's
+    query heads stacked, so each cached key/value is read once), `keys`/`values` [B, kv_heads, width, dim], row b
+    seeing keys 0..positions[b]. On CUDA the decoder uses the Triton kernel of `decode_attention.py` instead."""
+    import torch
+    import torch.nn.functional as F
+
+    visible = (torch.arange(keys.shape[2], device=q.device)[None] <= positions[:, None])[:, None, None]
+    return F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, scale=scale)
 
 
 def register() -> str:

@@ -9,8 +9,9 @@ or not) through a fixed-shape step:
   and writes every layer's keys/values into the cache rows; the first token comes from each row's
   last real position;
 * **decode** feeds one token per row at its own position, writes its key/value there, and attends
-  over the cache with a per-row length mask, grouped-query heads stacked so each cached key/value is
-  read once. On CUDA that step is captured once per (batch, cache width) and replayed: one launch.
+  over the cache up to the row's length, grouped-query heads stacked so each cached key/value is
+  read once (on CUDA a Triton flash-decoding kernel, `decode_attention.py`; elsewhere SDPA with a
+  length mask). On CUDA that step is captured once per (batch, cache width) and replayed: one launch.
 
 Positions count from each prompt's first token, as HF does with left padding, so answers match
 ``generate`` (greedy, same weights) up to floating-point ties. With a shared prefix (the template's
@@ -63,10 +64,13 @@ class StaticDecoder:
     `graphs=True` (CUDA only) captures the decode step per (batch size, cache width); on CPU the same
     step runs eagerly, which is how the tests check it against ``generate``. `prefill_tokens` bounds the
     padded prompt tokens of one prefill call. `fp8=True` runs the prompts' prefill (not the shared prefix's,
-    not the decode step) with float8 linear layers (`pipeline/inference/fp8.py`).
+    not the decode step) with float8 linear layers (`pipeline/inference/fp8.py`). `decode_kernel` is the decode
+    step's attention: "triton" (`pipeline/inference/decode_attention.py`: each row reads only its own length of
+    the cache), "sdpa" (a length mask over the whole cache width), "auto": triton on CUDA, sdpa elsewhere.
     """
 
-    def __init__(self, model, graphs: bool, prefill_tokens: int = PREFILL_TOKENS, fp8: bool = False):
+    def __init__(self, model, graphs: bool, prefill_tokens: int = PREFILL_TOKENS, fp8: bool = False,
+                 decode_kernel: str = "auto"):
         import torch
 
         reason = unsupported_reason(model)
@@ -98,6 +102,12 @@ class StaticDecoder:
         mlp = self.stack.layers[0].mlp
         self.swiglu = getattr(cfg, "hidden_act", None) == "silu" and all(
             hasattr(mlp, p) for p in ("gate_proj", "up_proj", "down_proj"))
+        if decode_kernel not in ("auto", "triton", "sdpa"):
+            raise ValueError(f"decode_kernel must be auto, triton or sdpa, not {decode_kernel!r}")
+        if decode_kernel == "auto":  # the kernel's tiles need a power-of-two head size of 16 or more
+            fits = self.head_dim >= 16 and self.head_dim & (self.head_dim - 1) == 0
+            decode_kernel = "triton" if self.device.type == "cuda" and fits else "sdpa"
+        self.decode_kernel = decode_kernel
         self.fp8 = None
         if fp8:
             from pipeline.inference.fp8 import Fp8Prefill
@@ -197,15 +207,12 @@ class StaticDecoder:
         captured graph's replay), then the caller takes the greedy argmax.
         """
         import torch
-        import torch.nn.functional as F
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
         batch = tokens.shape[0]
-        width = cache[0][0].shape[2]
         rows = torch.arange(batch, device=tokens.device)
         x = self.stack.embed_tokens(tokens)[:, None]  # [B, 1, hidden]
         cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # [B, 1, head_dim]
-        visible = (torch.arange(width, device=tokens.device)[None] <= positions[:, None])[:, None, None]
         groups = self.heads // self.kv_heads
         for layer, (keys, values) in zip(self.stack.layers, cache):
             attn = layer.self_attn
@@ -219,10 +226,30 @@ class StaticDecoder:
             # The query heads of one KV head become that head's "query positions": each cached
             # key/value is read once per step, not once per query head.
             q = q.reshape(batch, self.kv_heads, groups, self.head_dim)
-            o = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, scale=self.scaling)
+            o = self._decode_attention(q, keys, values, positions)
             x = x + attn.o_proj(o.reshape(batch, 1, self.heads * self.head_dim))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.lm_head(self.stack.norm(x[:, 0]))
+
+    def _decode_attention(self, q, keys, values, positions):
+        """Attention of the step's queries `q` [B, kv_heads, groups, head_dim] over the cache, row b seeing keys
+        0..positions[b]: the Triton kernel (`decode_attention.attend`) where `self.decode_kernel` says so, else SDPA
+        with a length mask. If the kernel fails to compile it warns once and SDPA takes over (same attention)."""
+        import torch
+
+        from pipeline.inference.attention import length_masked_attention
+
+        if self.decode_kernel == "triton":
+            from pipeline.inference.decode_attention import attend
+
+            try:
+                return attend(q, keys, values, positions, self.scaling)
+            except Exception as e:  # noqa: BLE001 - SDPA computes the same attention
+                if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+                    raise
+                log.warning("Triton decode attention failed (%s); using SDPA", str(e).splitlines()[0][:200])
+                self.decode_kernel = "sdpa"
+        return length_masked_attention(q, keys, values, positions, self.scaling)
 
     def _graph_step(self, cache, first, lengths):
         """The decode step captured for this batch size and cache width: (step, tokens_in, positions_in),

@@ -6,7 +6,8 @@ more, and repeating every key/value head for its query heads copies the keys and
 (Mistral: 32 query heads, 8 key/value heads). On an H200 those passes took ~40% of a 7B triage's GPU time
 (`python bench/bench_engine.py --profile-triage 256`). The functions below do transformers' arithmetic
 (`MistralRMSNorm`, `apply_rotary_pos_emb`, `MistralMLP`'s activation) in one expression each; `compiled()`
-turns one into a single Triton kernel on CUDA (dynamic shapes: one compilation for every batch), and
+turns one into a single Triton kernel on CUDA (symbolic in rows and tokens: one compilation for every batch;
+constant in the hidden size, so a row's reduction reads it once), and
 attention takes the key/value heads as they are (`enable_gqa`). On CPU they run eagerly, so the CPU tests
 compare the same arithmetic with transformers' modules.
 """
@@ -49,17 +50,35 @@ def silu_mul(gate, up):
     return F.silu(gate) * up
 
 
+STATIC_WIDTHS = True  # False: every dimension symbolic (how bench/bench_engine.py --dynamic-widths compares)
+
+
+def _mark_token_dims(args) -> None:
+    """Let every dimension but the last of the tensor arguments vary without recompiling (rows, tokens, heads);
+    the last (hidden, intermediate or head size) stays a constant, so a reduction over it reads the row once."""
+    import torch
+
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.dim() >= 2:
+            for dim in range(a.dim() - 1):
+                torch._dynamo.maybe_mark_dynamic(a, dim)
+
+
 def compiled(fn, device_type: str, what: str):
-    """`fn` compiled into one kernel on CUDA (`torch.compile`, dynamic shapes), else `fn` itself. If compiling
-    fails (no Triton, no compiler) it warns once and runs `fn` eagerly: same arithmetic, more passes."""
+    """`fn` compiled into one kernel on CUDA (`torch.compile`), else `fn` itself. The kernel is specialised to the
+    last dimension's size (a few compilations: hidden size, MLP width) and symbolic in the others (one compilation
+    for every batch and length). If compiling fails (no Triton, no compiler) it warns once and runs `fn` eagerly:
+    same arithmetic, more passes."""
     if device_type != "cuda":
         return fn
     import torch
 
-    state = {"fn": torch.compile(fn, dynamic=True)}
+    state = {"fn": torch.compile(fn, dynamic=None if STATIC_WIDTHS else True)}
 
     def run(*args, **kwargs):
         try:
+            if STATIC_WIDTHS:
+                _mark_token_dims(args)
             return state["fn"](*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - the eager function computes the same
             if state["fn"] is fn:
