@@ -324,10 +324,14 @@ def main() -> None:
             current.seconds = dict.fromkeys(current.seconds, 0.0)
             if kind == "static_draft":
                 figures[f"engine_{variant}_drafts"] = dict(current.draft_stats)
-            if fp8 and variant.removesuffix(":fp8") in outputs:
-                same = sum(a == b for a, b in zip(outputs[variant], outputs[variant.removesuffix(":fp8")]))
-                figures[f"engine_{variant}_same_answers_as_bf16"] = f"{same}/{len(gens)}"
-                print(f"engine {variant}: {same} of {len(gens)} answers identical to the bf16 prefill's", flush=True)
+            # The same variant without fp8 prefill / with the Triton decode attention, when it ran before this one.
+            for flag, label in (("fp8", "bf16 prefill"), ("sdpa", "Triton decode attention")):
+                other = ":".join(p for p in variant.split(":") if p != flag)
+                if flag in flags and other in outputs:
+                    same = sum(a == b for a, b in zip(outputs[variant], outputs[other]))
+                    figures[f"engine_{variant}_same_answers_as_{other}"] = f"{same}/{len(gens)}"
+                    print(f"engine {variant}: {same} of {len(gens)} answers identical to the {label}'s ({other})",
+                          flush=True)
         figures[f"engine_{variant}_tokens_per_s"] = round(passes[1], 1)
         figures[f"engine_{variant}_cold_tokens_per_s"] = round(passes[0], 1)
         print(f"engine {variant:<28}: {passes[1]:8.1f} output tokens/s warm, {passes[0]:8.1f} cold "
