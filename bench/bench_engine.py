@@ -17,7 +17,8 @@ Side by side in one process, same model object, ~1,000-token prompts:
      sizes every batch from free GPU memory (engine.memory_batching), a trailing `:noprefix` prefills
      every prompt in full (engine.shared_prefix=false), a trailing `:fp8` prefills the prompts with float8
      linear layers (engine.fp8_prefill; answers compared with the same variant's bf16 ones), a trailing `:sdpa`
-     decodes with SDPA's length-masked attention instead of the Triton kernel (pipeline/inference/decode_attention.py);
+     decodes with SDPA's length-masked attention instead of the Triton kernel (pipeline/inference/decode_attention.py),
+     a trailing `:serial` runs the grammar loop unpipelined (each step waits for the host's matchers);
      output tokens/s, timed over the whole set twice:
      cold (graph captures / compilation included) and warm.
      Under the verdict grammar (pipeline/inference/grammar.py): `static_grammar:BATCH` masks each step's
@@ -274,7 +275,7 @@ def main() -> None:
     outputs: dict[str, list[str]] = {}
     for variant in filter(None, args.variants.split(",")):
         kind, *spec = variant.split(":")
-        flags = {f for f in ("fp8", "noprefix", "sdpa") if f in spec}  # static kinds: trailing options
+        flags = {f for f in ("fp8", "noprefix", "sdpa", "serial") if f in spec}  # static kinds: trailing options
         spec = [p for p in spec if p not in flags]
         fp8, shared = "fp8" in flags, "noprefix" not in flags
         bs_spec = spec[0] if kind.startswith("static") else spec[-1]
@@ -292,6 +293,10 @@ def main() -> None:
             current = static_fp8 if fp8 else static
             # The decode step's attention: the decoder's own choice (Triton on CUDA) unless `:sdpa` says otherwise.
             current.decode_kernel = "sdpa" if "sdpa" in flags or not torch.cuda.is_available() else "triton"
+            # `:serial`: the grammar loop before pipelining (an instance attribute shadows the method).
+            current.__dict__.pop("_decode_constrained", None)
+            if "serial" in flags:
+                current._decode_constrained = serial_constrained_loop.__get__(current)
             current.prefill_tokens = int(spec[1]) if len(spec) > 1 else PREFILL_TOKENS
             engine.cfg = EngineConfig(max_new_tokens=args.new_tokens, batch_size=bs, decoder="static", **bounds,
                                       memory_batching=auto, shared_prefix=shared,
@@ -324,8 +329,9 @@ def main() -> None:
             current.seconds = dict.fromkeys(current.seconds, 0.0)
             if kind == "static_draft":
                 figures[f"engine_{variant}_drafts"] = dict(current.draft_stats)
-            # The same variant without fp8 prefill / with the Triton decode attention, when it ran before this one.
-            for flag, label in (("fp8", "bf16 prefill"), ("sdpa", "Triton decode attention")):
+            # The same variant without fp8 prefill / with the Triton decode attention / pipelined, when it ran before.
+            for flag, label in (("fp8", "bf16 prefill"), ("sdpa", "Triton decode attention"),
+                                ("serial", "pipelined grammar loop")):
                 other = ":".join(p for p in variant.split(":") if p != flag)
                 if flag in flags and other in outputs:
                     same = sum(a == b for a, b in zip(outputs[variant], outputs[other]))
@@ -378,6 +384,23 @@ def main() -> None:
 
     print(json.dumps(figures, indent=1))
     save(figures, args.json)
+
+
+def serial_constrained_loop(decoder, step, constraint, out, done, tokens, positions, eos, pad_id) -> None:
+    """The static decoder's grammar loop as it was before it was pipelined (the `:serial` baseline): launch step i,
+    mask, choose, then wait for the whole step and advance the matchers before launching step i+1."""
+    for i in range(1, out.shape[1]):
+        logits = step()
+        constraint.mask(logits)
+        nxt = logits.argmax(-1)
+        out[:, i] = torch.where(done, pad_id, nxt)
+        done |= torch.isin(nxt, eos)
+        tokens.copy_(nxt)
+        positions.add_(1)
+        for row, token in enumerate(nxt.tolist()):
+            constraint.accept(row, token)
+        if bool(done.all()):
+            break
 
 
 def release(*decoders) -> None:

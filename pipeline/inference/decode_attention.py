@@ -40,7 +40,7 @@ def _partial(Q, K, V, Positions, Out, Lse, scale,
     end capped at the row's position + 1. Writes the normalised output (Out) and the log-sum-exp (Lse)."""
     row_head = tl.program_id(0)
     split = tl.program_id(1)
-    row = row_head // kv_heads
+    row = (row_head // kv_heads).to(tl.int64)  # row x row stride can pass 2**31 elements on a large cache
     head = row_head % kv_heads
     start = split * split_width
     end = tl.minimum(start + split_width, tl.load(Positions + row) + 1)

@@ -354,6 +354,42 @@ class StaticDecoder:
                 constraint.accept(row, token)
         return cache, lengths, first
 
+    def _decode_constrained(self, step, constraint, out, done, tokens, positions, eos, pad_id) -> None:
+        """Decode steps 1.. of `out` [B, max_new_tokens] (column 0 holds the first tokens, already accepted) under
+        the grammar of `constraint`, in place. Pipelined on CUDA: step i+1 is launched as soon as step i's tokens
+        are chosen on the device (they are its input), and while the GPU runs it the host advances the matchers
+        by step i's tokens and fills step i+1's bitmask. So the GPU does not wait for the matchers, only for
+        the bitmask, and the host waits for the chosen tokens alone (an event), not for the running step. On
+        CPU the same loop runs in order. Same tokens either way: step i+1's logits are masked by the state
+        after step i's tokens."""
+        import torch
+
+        cuda = self.device.type == "cuda"
+        eos_ids = set(eos.tolist())
+        finished = [t in eos_ids for t in out[:, 0].tolist()]
+        chosen = torch.empty(out.shape[0], dtype=torch.long, pin_memory=cuda)  # step i's tokens, for the host
+        logits = step()
+        for i in range(1, out.shape[1]):
+            constraint.mask(logits)  # filled from the matchers' state after step i-1's tokens
+            nxt = logits.argmax(-1)
+            out[:, i] = torch.where(done, pad_id, nxt)
+            done |= torch.isin(nxt, eos)
+            tokens.copy_(nxt)
+            positions.add_(1)
+            chosen.copy_(nxt, non_blocking=cuda)
+            ready = torch.cuda.Event() if cuda else None
+            if ready is not None:
+                ready.record()
+            if i + 1 < out.shape[1]:
+                logits = step()  # queued behind the tokens it reads; a graph replay overwrites its output buffer
+            if ready is not None:
+                ready.synchronize()  # the chosen tokens are on the host; step i+1 may still be running
+            for row, token in enumerate(chosen.tolist()):
+                constraint.accept(row, token)  # finished rows' matchers refuse: ignored
+                finished[row] = finished[row] or token in eos_ids
+            if all(finished):
+                break  # a step launched past the end only writes cache slots no row reads
+
     def generate(self, prompts: list[list[int]], max_new_tokens: int, eos_ids: list[int], pad_id: int,
                  grammar=None, draft: bool = False, prefix=None) -> list[list[int]]:
         """Greedy continuations of `prompts` (token ids, unpadded); each stops after its first EOS.
@@ -401,24 +437,17 @@ class StaticDecoder:
                     return self._step(tokens, positions, cache)
             tokens.copy_(first)
             positions.copy_(lengths)
-            for i in range(1, max_new_tokens):
-                # Unconstrained, the host looks at the tokens every few steps only; under a grammar it
-                # reads them every step anyway (the matchers advance on the host).
-                if constraint is None and i % SYNC_EVERY == 0 and bool(done.all()):
-                    break
-                logits = step()  # launched first: the bitmask is filled on the host while it runs
-                if constraint is not None:
-                    constraint.mask(logits)
-                nxt = logits.argmax(-1)
-                out[:, i] = torch.where(done, pad_id, nxt)
-                done |= torch.isin(nxt, eos)
-                tokens.copy_(nxt)
-                positions.add_(1)
-                if constraint is not None:
-                    for row, token in enumerate(nxt.tolist()):
-                        constraint.accept(row, token)  # finished rows' matchers refuse: ignored
-                    if bool(done.all()):
+            if constraint is not None:
+                self._decode_constrained(step, constraint, out, done, tokens, positions, eos, pad_id)
+            else:
+                for i in range(1, max_new_tokens):
+                    if i % SYNC_EVERY == 0 and bool(done.all()):  # the host looks every few steps only
                         break
+                    nxt = step().argmax(-1)
+                    out[:, i] = torch.where(done, pad_id, nxt)
+                    done |= torch.isin(nxt, eos)
+                    tokens.copy_(nxt)
+                    positions.add_(1)
             rows = out.tolist()
         self.seconds["decode"] += time.perf_counter() - started
         results = []
