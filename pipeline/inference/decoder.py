@@ -364,6 +364,8 @@ class StaticDecoder:
         after step i's tokens."""
         import torch
 
+        if out.shape[1] < 2:
+            return
         cuda = self.device.type == "cuda"
         eos_ids = set(eos.tolist())
         finished = [t in eos_ids for t in out[:, 0].tolist()]
