@@ -71,3 +71,22 @@ def test_static_decoder_with_the_triton_kernel_gives_the_sdpa_tokens(tiny_mistra
         print("same", sum(map(len, runs["sdpa"])))
     """, str(tiny_mistral))
     assert out.startswith("same") and int(out.split()[1]) > 0, out
+
+
+def test_off_cuda_the_engine_decodes_with_sdpa_and_refuses_triton_clearly(tiny_mistral):
+    import pytest
+    import torch
+
+    from pipeline.inference.config import DetectorModelConfig, EngineConfig
+    from pipeline.inference.engine import Detector
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    model = DetectorModelConfig(name_or_path=str(tiny_mistral))
+    det = Detector(model, EngineConfig(dtype="float32"))
+    assert det.decoder.decode_kernel == "sdpa"  # auto
+    with pytest.raises(ValueError, match="engine.decode_attention=triton needs CUDA"):
+        Detector(model, EngineConfig(dtype="float32", decode_attention="triton"), model=det.model,
+                 tokenizer=det.tokenizer)
+    with pytest.raises(ValueError, match="decode_attention"):
+        EngineConfig(decode_attention="flash")

@@ -394,7 +394,8 @@ class TestOverload:
 
 class TestQueueTimeout:
     @pytest.fixture(scope="class", autouse=True)
-    def slow_service(self, ray_session, tiny_mistral):
+    @classmethod
+    def slow_service(cls, ray_session, tiny_mistral):
         from ray import serve
 
         # Room to queue (no 503 for overload) but a 0.5 s deadline to be taken by the model, whose batches of

@@ -64,6 +64,13 @@ class EngineConfig(Strict):
         "the model's dtype. On CUDA the first prefill compiles the activation quantization (Triton; eager if that "
         "fails).",
     )
+    decode_attention: Literal["auto", "triton", "sdpa"] = Field(
+        "auto", description="Static decoder only: the decode step's attention. triton: a flash-decoding kernel that "
+        "reads each row's own length of the KV cache once for its group of query heads (pipeline/inference/"
+        "decode_attention.py; CUDA, power-of-two head sizes >= 16); sdpa: torch's SDPA with a length mask over the "
+        "whole cache width. auto: triton where it runs, else sdpa. If the kernel fails to compile, SDPA takes over "
+        "(logged).",
+    )
     max_batch_tokens: int | None = Field(
         None, ge=256, description="Most padded tokens (prompt + new) per batch; null: batch_size alone decides."
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,14 @@ class StaticDecoder:
             hasattr(mlp, p) for p in ("gate_proj", "up_proj", "down_proj"))
         if decode_kernel not in ("auto", "triton", "sdpa"):
             raise ValueError(f"decode_kernel must be auto, triton or sdpa, not {decode_kernel!r}")
-        if decode_kernel == "auto":  # the kernel's tiles need a power-of-two head size of 16 or more
-            fits = self.head_dim >= 16 and self.head_dim & (self.head_dim - 1) == 0
+        # The kernel's tiles need a power-of-two head size of 16 or more; off CUDA it runs only in Triton's
+        # interpreter (the CPU tests).
+        fits = self.head_dim >= 16 and self.head_dim & (self.head_dim - 1) == 0
+        runs = self.device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+        if decode_kernel == "triton" and not (fits and runs):
+            raise ValueError(f"engine.decode_attention=triton needs CUDA and a power-of-two head size >= 16 (here "
+                             f"{self.device.type}, head size {self.head_dim}); use auto or sdpa")
+        if decode_kernel == "auto":
             decode_kernel = "triton" if self.device.type == "cuda" and fits else "sdpa"
         self.decode_kernel = decode_kernel
         self.fp8 = None

@@ -210,7 +210,8 @@ class Detector:
         if reason:
             log.warning("engine.decoder=auto falls back to transformers generate: %s", reason)
             return None
-        return StaticDecoder(self.model, graphs=self.device == "cuda", fp8=self.cfg.fp8_prefill)
+        return StaticDecoder(self.model, graphs=self.device == "cuda", fp8=self.cfg.fp8_prefill,
+                             decode_kernel=self.cfg.decode_attention)
 
     def _load_calibration(self, folder: str | None):
         """`folder`'s calibration.json when engine.calibrate is on and there is one, else None (logged)."""
