@@ -55,7 +55,8 @@ def audit_lines(path: Path) -> list[dict]:
 
 class TestService:
     @pytest.fixture(scope="class", autouse=True)
-    def service(self, ray_session, tiny_mistral, adapters, tmp_path_factory):
+    @classmethod
+    def service(cls, ray_session, tiny_mistral, adapters, tmp_path_factory):
         from ray import serve
 
         folder = tmp_path_factory.mktemp("service")
@@ -72,9 +73,9 @@ class TestService:
             "audit": {"path": str(folder / "audit" / "audit.jsonl")},  # the service creates the folder
         }
         deploy(args)
-        type(self).audit_path = folder / "audit" / "audit.jsonl"
-        type(self).adapter_dirs = adapters
-        type(self).model_dir = str(tiny_mistral)
+        cls.audit_path = folder / "audit" / "audit.jsonl"
+        cls.adapter_dirs = adapters
+        cls.model_dir = str(tiny_mistral)
         yield
         serve.shutdown()
 
@@ -357,7 +358,8 @@ class TestService:
 
 class TestOverload:
     @pytest.fixture(scope="class", autouse=True)
-    def small_service(self, ray_session, tiny_mistral):
+    @classmethod
+    def small_service(cls, ray_session, tiny_mistral):
         from ray import serve
 
         deploy({
