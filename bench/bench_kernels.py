@@ -125,15 +125,16 @@ def decode_attention(batch: int, width: int, new_tokens: int, repeat: int, devic
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from pipeline.inference import decode_attention as kernel
+    from pipeline.inference.attention import length_mask, length_masked_attention
 
     groups = HEADS // KV_HEADS
     q = torch.randn(batch, KV_HEADS, groups, HEAD_DIM, device=device, dtype=torch.bfloat16)
     keys = torch.randn(batch, KV_HEADS, width, HEAD_DIM, device=device, dtype=torch.bfloat16)
     values = torch.randn_like(keys)
     positions = torch.randint(max(0, width - new_tokens), width, (batch,), device=device)
-    visible = (torch.arange(width, device=device)[None] <= positions[:, None])[:, None, None]
+    visible = length_mask(positions, width)
     seen_bytes = 2 * int((positions + 1).sum()) * KV_HEADS * HEAD_DIM * keys.element_size()
-    expected = kernel.reference(q.float(), keys.float(), values.float(), positions, HEAD_DIM ** -0.5)
+    expected = length_masked_attention(q.float(), keys.float(), values.float(), positions, HEAD_DIM ** -0.5)
     out = {}
     runs = {f"sdpa_{name}": backend for name, backend in [
         ("default", None), ("efficient", SDPBackend.EFFICIENT_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]}
@@ -147,7 +148,7 @@ def decode_attention(batch: int, width: int, new_tokens: int, repeat: int, devic
         else:
             def run(backend=how):
                 with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
-                    return F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, scale=HEAD_DIM ** -0.5)
+                    return length_masked_attention(q, keys, values, positions, HEAD_DIM ** -0.5, visible)
         try:
             s = graph_timed(run, repeat) if device == "cuda" else timed(run, repeat)
         except RuntimeError as e:

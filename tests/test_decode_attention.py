@@ -36,7 +36,8 @@ def test_splits_cover_the_cache_in_whole_blocks():
 def test_triton_kernel_equals_sdpa_for_every_split_and_row_length():
     out = interpret("""
         import torch
-        from pipeline.inference.decode_attention import attend, reference
+        from pipeline.inference.attention import length_masked_attention as reference
+        from pipeline.inference.decode_attention import attend
         torch.manual_seed(0)
         for rows, heads, groups, width, dim in [(3, 2, 4, 200, 32), (2, 3, 3, 70, 16)]:
             q = torch.randn(rows, heads, groups, dim)

@@ -102,7 +102,8 @@ def test_cuda_triton_decode_attention_is_as_close_to_float32_as_sdpa(rows, width
     programs), a few rows of a short cache, a full batch (one split). bf16 in, compared with float32 attention."""
     import torch
 
-    from pipeline.inference.decode_attention import attend, plan_splits, reference
+    from pipeline.inference.attention import length_masked_attention as reference
+    from pipeline.inference.decode_attention import attend, plan_splits
 
     torch.manual_seed(0)
     q = torch.randn(rows, 8, 4, 128, device="cuda", dtype=torch.bfloat16)

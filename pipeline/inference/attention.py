@@ -39,14 +39,22 @@ def gqa_decode_attention(module, query, key, value, attention_mask, dropout: flo
     return out.reshape(batch, heads, 1, dim).transpose(1, 2), None
 
 
-def length_masked_attention(q, keys, values, positions, scale: float):
+def length_mask(positions, width: int):
+    """[B, 1, 1, width] bool: row b sees keys 0..positions[b] (the decode step builds it once for all layers)."""
+    import torch
+
+    return (torch.arange(width, device=positions.device)[None] <= positions[:, None])[:, None, None]
+
+
+def length_masked_attention(q, keys, values, positions, scale: float, visible=None):
     """The static decoder's decode-step attention through SDPA: `q` [B, kv_heads, groups, dim] (each key/value head's
     query heads stacked, so each cached key/value is read once), `keys`/`values` [B, kv_heads, width, dim], row b
-    seeing keys 0..positions[b]. On CUDA the decoder uses the Triton kernel of `decode_attention.py` instead."""
-    import torch
+    seeing keys 0..positions[b] (`visible`: that `length_mask`, when the caller has built it). On CUDA the decoder
+    uses the Triton kernel of `decode_attention.py` instead; this is also the tests' yardstick for it."""
     import torch.nn.functional as F
 
-    visible = (torch.arange(keys.shape[2], device=q.device)[None] <= positions[:, None])[:, None, None]
+    if visible is None:
+        visible = length_mask(positions, keys.shape[2])
     return F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, scale=scale)
 
 

@@ -13,7 +13,7 @@ through an online softmax and writes the split's normalised output and log-sum-e
 to fill the GPU the cache is split so that more programs run, and a second kernel merges the splits by their
 log-sum-exp.
 Scores and the softmax are float32, the probabilities meet the values in the cache's dtype, as flash attention
-does. `reference` is the SDPA form (what runs on CPU, and the tests' yardstick).
+does. `attention.length_masked_attention` is the SDPA form (what runs on CPU, and the tests' yardstick).
 The kernel is plain Triton: under TRITON_INTERPRET=1 (set before triton is imported) it runs on CPU tensors.
 """
 
@@ -135,7 +135,8 @@ def attend(q, keys, values, positions, scale: float, splits: int | None = None):
         raise ValueError("decode attention needs the cache's last dimension contiguous")
     cuda = q.device.type == "cuda"
     if not cuda and not triton.knobs.runtime.interpret:
-        raise ValueError("the Triton decode attention runs on CUDA (or under TRITON_INTERPRET=1); use `reference`")
+        raise ValueError("the Triton decode attention runs on CUDA (or under TRITON_INTERPRET=1); off CUDA use "
+                         "attention.length_masked_attention")
     q = q.contiguous()
     if splits is None:
         splits, split_width = plan_splits(rows, kv_heads, width, _multiprocessors(q.device.index or 0) if cuda else 1)
@@ -161,9 +162,3 @@ def attend(q, keys, values, positions, scale: float, splits: int | None = None):
                                SPLITS_PAD=triton.next_power_of_2(splits))
     return result
 
-
-def reference(q, keys, values, positions, scale: float):
-    """The same attention through SDPA with a length mask (any device): what `attend` must equal."""
-    from pipeline.inference.attention import length_masked_attention
-
-    return length_masked_attention(q, keys, values, positions, scale)

@@ -216,10 +216,13 @@ class StaticDecoder:
         import torch
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
+        from pipeline.inference.attention import length_mask
+
         batch = tokens.shape[0]
         rows = torch.arange(batch, device=tokens.device)
         x = self.stack.embed_tokens(tokens)[:, None]  # [B, 1, hidden]
         cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # [B, 1, head_dim]
+        visible = length_mask(positions, cache[0][0].shape[2]) if self.decode_kernel == "sdpa" else None
         groups = self.heads // self.kv_heads
         for layer, (keys, values) in zip(self.stack.layers, cache):
             attn = layer.self_attn
@@ -233,15 +236,16 @@ class StaticDecoder:
             # The query heads of one KV head become that head's "query positions": each cached
             # key/value is read once per step, not once per query head.
             q = q.reshape(batch, self.kv_heads, groups, self.head_dim)
-            o = self._decode_attention(q, keys, values, positions)
+            o = self._decode_attention(q, keys, values, positions, visible)
             x = x + attn.o_proj(o.reshape(batch, 1, self.heads * self.head_dim))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         return self.lm_head(self.stack.norm(x[:, 0]))
 
-    def _decode_attention(self, q, keys, values, positions):
+    def _decode_attention(self, q, keys, values, positions, visible=None):
         """Attention of the step's queries `q` [B, kv_heads, groups, head_dim] over the cache, row b seeing keys
         0..positions[b]: the Triton kernel (`decode_attention.attend`) where `self.decode_kernel` says so, else SDPA
-        with a length mask. If the kernel fails to compile it warns once and SDPA takes over (same attention)."""
+        with the step's length mask `visible` (built here when None). If the kernel fails to compile it warns once
+        and SDPA takes over (same attention)."""
         import torch
 
         from pipeline.inference.attention import length_masked_attention
@@ -256,7 +260,7 @@ class StaticDecoder:
                     raise
                 log.warning("Triton decode attention failed (%s); using SDPA", str(e).splitlines()[0][:200])
                 self.decode_kernel = "sdpa"
-        return length_masked_attention(q, keys, values, positions, self.scaling)
+        return length_masked_attention(q, keys, values, positions, self.scaling, visible)
 
     def _graph_step(self, cache, first, lengths):
         """The decode step captured for this batch size and cache width: (step, tokens_in, positions_in),
